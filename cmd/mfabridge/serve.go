@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/mfabridge/mfabridge/config"
+	"github.com/mfabridge/mfabridge/internal/admin"
+	"github.com/mfabridge/mfabridge/internal/audit"
+	"github.com/mfabridge/mfabridge/ldapbind"
+	"github.com/mfabridge/mfabridge/radius"
+)
+
+// shutdownGrace bounds how long in-flight requests may finish after
+// SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (required)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if *path == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage: mfabridge serve --config FILE")
+		return exitUsage
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, "mfabridge: not starting: the configuration is not valid")
+		return exitFail
+	}
+	log := newLogger(cfg.Logging, stderr)
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	if err := serve(ctx, cfg, *path, log, stdout); err != nil {
+		log.Error("mfabridge stopped", "err", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+func newLogger(l config.Logging, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(l.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if l.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// graph is everything built from one configuration; a reload builds a new
+// one and swaps it in.
+type graph struct {
+	cfg     *config.Config
+	dir     *ldapbind.Directory
+	clients *radius.ClientTable
+	conv    *radius.Conversation
+}
+
+func build(cfg *config.Config, log *slog.Logger, aud *audit.Log, m *radius.Metrics) (*graph, error) {
+	dir, err := ldapbind.New(cfg.LDAP, ldapbind.Options{Log: log.With("component", "ldap")})
+	if err != nil {
+		return nil, err
+	}
+	conv, err := radius.NewConversation(radius.ConversationOptions{
+		Directory:            dir,
+		Policies:             cfg.Policies,
+		Username:             cfg.Server.Username,
+		ReportPasswordExpiry: cfg.LDAP.ReportPasswordExpiry,
+		Audit:                aud,
+		Metrics:              m,
+		Log:                  log,
+	})
+	if err != nil {
+		dir.Close()
+		return nil, err
+	}
+	return &graph{cfg: cfg, dir: dir, clients: radius.NewClientTable(cfg.Clients), conv: conv}, nil
+}
+
+func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logger, stdout io.Writer) error {
+	auditOut, closeAudit, err := openAudit(cfg.Logging.AuditFile, stdout)
+	if err != nil {
+		return err
+	}
+	defer closeAudit()
+	aud := audit.New(auditOut)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := radius.NewMetrics(reg)
+
+	g, err := build(cfg, log, aud, metrics)
+	if err != nil {
+		return err
+	}
+	var current atomic.Pointer[graph]
+	current.Store(g)
+
+	srv := radius.NewServer(radius.Options{
+		Clients:         g.clients,
+		Handler:         g.conv,
+		DuplicateWindow: cfg.Server.DuplicateWindow,
+		Metrics:         metrics,
+		Log:             log.With("component", "radius"),
+	})
+
+	var conns []net.PacketConn
+	for _, addr := range cfg.Server.RadiusListen {
+		pc, err := listenUDP(addr)
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return fmt.Errorf("server.radius_listen %s: %w", addr, err)
+		}
+		conns = append(conns, pc)
+	}
+	var ready atomic.Bool
+	var adminSrv *http.Server
+	if cfg.Server.AdminListen != "" {
+		ln, err := net.Listen("tcp", cfg.Server.AdminListen)
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return fmt.Errorf("server.admin_listen %s: %w", cfg.Server.AdminListen, err)
+		}
+		checks := func() []admin.Check {
+			return []admin.Check{
+				{Name: "listeners", Func: func(context.Context) error {
+					if !ready.Load() {
+						return errors.New("not bound yet")
+					}
+					return nil
+				}},
+				{Name: "ldap", Func: current.Load().dir.Ping},
+			}
+		}
+		adminSrv = &http.Server{Handler: admin.Handler(reg, checks), ReadHeaderTimeout: 5 * time.Second}
+		go adminSrv.Serve(ln)
+	}
+
+	var wg sync.WaitGroup
+	errc := make(chan error, len(conns))
+	for _, pc := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(pc); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	ready.Store(true)
+	addrs := make([]string, len(conns))
+	for i, c := range conns {
+		addrs[i] = c.LocalAddr().String()
+	}
+	log.Info("mfabridge started", "version", versionString(), "radius", addrs, "admin", cfg.Server.AdminListen,
+		"clients", len(cfg.Clients), "ldap", cfg.LDAP.URLs)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	var runErr error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down: no new packets; finishing requests in flight", "grace", shutdownGrace)
+			break loop
+		case err := <-errc:
+			runErr = err
+			break loop
+		case <-hup:
+			reload(path, &current, srv, log, aud, metrics)
+		}
+	}
+
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("requests still in flight at the end of the grace period were abandoned", "err", err)
+	}
+	wg.Wait()
+	if adminSrv != nil {
+		adminSrv.Shutdown(sctx)
+	}
+	current.Load().dir.Close()
+	if err := aud.Sync(); err != nil {
+		log.Warn("audit log sync", "err", err)
+	}
+	if err := aud.Err(); err != nil {
+		log.Error("audit log write failed", "err", err)
+	}
+	log.Info("mfabridge stopped")
+	return runErr
+}
+
+// reload builds a new graph from the file and swaps it in; a file that
+// does not load is refused with one log line and the old graph stays.
+func reload(path string, current *atomic.Pointer[graph], srv *radius.Server, log *slog.Logger, aud *audit.Log, m *radius.Metrics) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		log.Error("reload refused; the running configuration stays in force", "err", err.Error())
+		return
+	}
+	old := current.Load()
+	g, err := build(cfg, log, aud, m)
+	if err != nil {
+		log.Error("reload refused; the running configuration stays in force", "err", err.Error())
+		return
+	}
+	if !slices.Equal(cfg.Server.RadiusListen, old.cfg.Server.RadiusListen) || cfg.Server.AdminListen != old.cfg.Server.AdminListen ||
+		cfg.Logging != old.cfg.Logging {
+		log.Warn("listeners and logging change only on restart; the rest of the new configuration is in force")
+	}
+	for _, w := range cfg.Warnings {
+		log.Warn(w)
+	}
+	current.Store(g)
+	srv.SetClients(g.clients)
+	srv.SetHandler(g.conv)
+	// Requests already holding the old directory finish with it; its pools
+	// close their connections as they come back.
+	time.AfterFunc(time.Minute, old.dir.Close)
+	log.Info("configuration reloaded", "clients", len(cfg.Clients), "policies", len(cfg.Policies))
+}
+
+// listenUDP binds one RADIUS listener. An IPv6 literal binds IPv6 only,
+// so "0.0.0.0:1812" and "[::]:1812" may both be listed.
+func listenUDP(addr string) (net.PacketConn, error) {
+	host, _, _ := net.SplitHostPort(addr)
+	network := "udp"
+	if ip := net.ParseIP(host); ip != nil {
+		network = "udp4"
+		if ip.To4() == nil {
+			network = "udp6"
+		}
+	}
+	return net.ListenPacket(network, addr)
+}
+
+func openAudit(path string, stdout io.Writer) (io.Writer, func(), error) {
+	if path == "" {
+		return stdout, func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, nil, fmt.Errorf("logging.audit_file: %w", err)
+	}
+	return f, func() { f.Sync(); f.Close() }, nil
+}

@@ -1,0 +1,259 @@
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is the whole configuration file. Field comments give the YAML key,
+// the default and the unit. The key names are a contract with users' files:
+// add to them, never rename them.
+type Config struct {
+	Server   Server            `yaml:"server"`
+	Clients  []Client          `yaml:"clients"`
+	LDAP     LDAP              `yaml:"ldap"`
+	Store    Store             `yaml:"store"`
+	State    State             `yaml:"state"`
+	Factors  Factors           `yaml:"factors"`
+	Policies map[string]Policy `yaml:"policies"` // default: one policy named "default"
+	Lockout  Lockout           `yaml:"lockout"`
+	Logging  Logging           `yaml:"logging"`
+
+	// File is the path the configuration was loaded from ("" for Parse).
+	File string `yaml:"-"`
+	// Warnings are problems that do not stop the server, such as a secret
+	// file readable by other users. Each names the file and line.
+	Warnings []string `yaml:"-"`
+
+	pos positions
+}
+
+// Server holds the listeners and the conversation timers.
+type Server struct {
+	RadiusListen     []string  `yaml:"radius_listen"`     // UDP host:port list; default ["0.0.0.0:1812"]
+	RadsecListen     string    `yaml:"radsec_listen"`     // RFC 6614 TLS listener; default "" (off)
+	RadsecTLS        RadsecTLS `yaml:"radsec_tls"`        // certificates for radsec_listen
+	AdminListen      string    `yaml:"admin_listen"`      // HTTP: /metrics /healthz /readyz; default "127.0.0.1:9812"; "" turns it off
+	PublicURL        string    `yaml:"public_url"`        // how Twilio reaches the webhooks; default ""
+	DuplicateWindow  Duration  `yaml:"duplicate_window"`  // RFC 5080 reply cache lifetime; default 30s
+	ChallengeTimeout Duration  `yaml:"challenge_timeout"` // how long a challenge State lives; default 2m
+	Username         Username  `yaml:"username"`
+}
+
+// RadsecTLS names the RadSec server certificate and the CA that client
+// certificates must chain to.
+type RadsecTLS struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Username says how a User-Name is normalised before the directory sees it.
+type Username struct {
+	StripRealm  bool `yaml:"strip_realm"`  // "alice@realm" → "alice"; default false
+	StripDomain bool `yaml:"strip_domain"` // "DOMAIN\alice" → "alice"; default false
+	Lowercase   bool `yaml:"lowercase"`    // default true
+}
+
+// Client is one RADIUS client (NAS) or a range of them.
+type Client struct {
+	Name    string `yaml:"name"`    // required, unique; used in logs and metrics
+	Address string `yaml:"address"` // IP or CIDR, required
+	Secret  Secret `yaml:"secret"`  // shared secret: literal, env:NAME or file:/path; required
+	// RequireMessageAuthenticator is auto (the default: required once the
+	// client has sent one), true or false.
+	RequireMessageAuthenticator MARequirement `yaml:"require_message_authenticator"`
+	// Proxy marks a RADIUS proxy, which may send Proxy-State without
+	// Message-Authenticator; default false.
+	Proxy  bool   `yaml:"proxy"`
+	Policy string `yaml:"policy"` // name of a policy; default "default"
+
+	// Prefix is Address parsed; set by Parse.
+	Prefix netip.Prefix `yaml:"-"`
+}
+
+// LDAP describes the directory and how users are found in it.
+type LDAP struct {
+	URLs                 []string       `yaml:"urls"`      // ldap:// or ldaps://, tried in order; required
+	StartTLS             bool           `yaml:"start_tls"` // StartTLS on ldap:// URLs; default false
+	TLS                  LDAPTLS        `yaml:"tls"`
+	BindDN               string         `yaml:"bind_dn"`       // service account; "" searches anonymously
+	BindPassword         Secret         `yaml:"bind_password"` // required with bind_dn
+	BaseDN               string         `yaml:"base_dn"`       // required
+	UserFilter           string         `yaml:"user_filter"`   // must contain {username}
+	Groups               Groups         `yaml:"groups"`
+	Attributes           UserAttributes `yaml:"attributes"`
+	PoolSize             int            `yaml:"pool_size"`              // connections per pool (searches, binds); default 8
+	Timeout              Duration       `yaml:"timeout"`                // dial, StartTLS, search and bind; default 5s
+	ReportPasswordExpiry bool           `yaml:"report_password_expiry"` // say why in the Reply-Message; default false
+}
+
+// LDAPTLS configures certificate verification for ldaps:// and StartTLS.
+// Verification is on unless insecure_skip_verify is set.
+type LDAPTLS struct {
+	CAFile             string `yaml:"ca_file"`     // PEM bundle; default: the system roots
+	ServerName         string `yaml:"server_name"` // default: the host of each URL
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// Groups says how group membership is read.
+type Groups struct {
+	Mode          string `yaml:"mode"`           // member_of (default) or search
+	BaseDN        string `yaml:"base_dn"`        // search mode: where groups live; default ldap.base_dn
+	Filter        string `yaml:"filter"`         // search mode: {dn} and {username} are replaced; default "(member={dn})"
+	NameAttribute string `yaml:"name_attribute"` // attribute naming a group; default cn
+}
+
+// UserAttributes names the directory attributes the factors read.
+type UserAttributes struct {
+	Mobile      string `yaml:"mobile"`      // text messages; default mobile
+	Voice       string `yaml:"voice"`       // phone calls; default mobile
+	Certificate string `yaml:"certificate"` // smartcard certificate; default "userCertificate;binary"
+	UPN         string `yaml:"upn"`         // smartcard identity; default mail
+}
+
+// Store is the enrolment store.
+type Store struct {
+	Path string `yaml:"path"` // SQLite file; default /var/lib/mfabridge/store.db
+	Key  Secret `yaml:"key"`  // 32 bytes, hex or base64
+}
+
+// State selects where ephemeral state lives.
+type State struct {
+	Backend string `yaml:"backend"` // memory (default) or redis
+	Redis   Redis  `yaml:"redis"`
+}
+
+// Redis is the shared state backend for several bridge instances.
+type Redis struct {
+	Addresses []string `yaml:"addresses"`
+	Password  Secret   `yaml:"password"` // optional
+	DB        int      `yaml:"db"`
+}
+
+// Factors configures each second factor.
+type Factors struct {
+	TOTP      TOTP      `yaml:"totp"`
+	HOTP      HOTP      `yaml:"hotp"`
+	Twilio    Twilio    `yaml:"twilio"`
+	SMS       SMS       `yaml:"sms"`
+	Voice     Voice     `yaml:"voice"`
+	Smartcard Smartcard `yaml:"smartcard"`
+}
+
+// TOTP is RFC 6238. Many authenticator apps ignore anything but SHA1, 6
+// digits and 30s, so change those only for tokens known to support them.
+type TOTP struct {
+	Issuer    string   `yaml:"issuer"`    // shown in the authenticator app; default "mfabridge"
+	Digits    int      `yaml:"digits"`    // 6 (default) or 8
+	Period    Duration `yaml:"period"`    // default 30s
+	Skew      int      `yaml:"skew"`      // time steps accepted either side; default 1
+	Algorithm string   `yaml:"algorithm"` // SHA1 (default), SHA256, SHA512
+}
+
+// HOTP is RFC 4226.
+type HOTP struct {
+	LookAhead int `yaml:"look_ahead"` // counters tried past the stored one; default 20
+}
+
+// Twilio holds the account used for text messages and calls.
+type Twilio struct {
+	AccountSID Secret `yaml:"account_sid"`
+	AuthToken  Secret `yaml:"auth_token"`
+	From       string `yaml:"from"`    // E.164 sender number
+	APIURL     string `yaml:"api_url"` // default "" (Twilio's own); set for tests
+}
+
+// SMS is the text-message factor.
+type SMS struct {
+	CodeLength int      `yaml:"code_length"`  // default 6
+	CodeTTL    Duration `yaml:"code_ttl"`     // default 5m
+	MaxPerHour int      `yaml:"max_per_hour"` // per user; default 5
+	Message    string   `yaml:"message"`      // {issuer} and {code}; default "Your {issuer} code is {code}"
+}
+
+// Voice is the phone-call factor.
+type Voice struct {
+	Mode       string `yaml:"mode"`         // code (default): the call reads a code; approve: press #
+	MaxPerHour int    `yaml:"max_per_hour"` // per user; default 3
+}
+
+// Smartcard is EAP-TLS with a certificate on a card.
+type Smartcard struct {
+	ServerCertFile         string   `yaml:"server_cert_file"`
+	ServerKeyFile          string   `yaml:"server_key_file"`
+	CAFiles                []string `yaml:"ca_files"`
+	CRLFiles               []string `yaml:"crl_files"`
+	OCSP                   bool     `yaml:"ocsp"`
+	Identity               string   `yaml:"identity"`    // upn (default), email, subject_cn
+	RequireEKU             []string `yaml:"require_eku"` // client_auth, smartcard_logon; default [client_auth]
+	MatchStoredCertificate bool     `yaml:"match_stored_certificate"`
+}
+
+// Policy is what a client's users must do to get in.
+type Policy struct {
+	Mode            string      `yaml:"mode"`       // challenge (default), append, auto
+	MFA             string      `yaml:"mfa"`        // required (default), optional, off
+	Factors         []string    `yaml:"factors"`    // offered, in order; default [totp, hotp, sms, voice]
+	Unenrolled      string      `yaml:"unenrolled"` // reject (default) or allow
+	DenyGroups      []string    `yaml:"deny_groups"`
+	RequireGroups   []string    `yaml:"require_groups"`
+	BypassGroups    []string    `yaml:"bypass_groups"` // members skip the second factor
+	Attempts        int         `yaml:"attempts"`      // wrong codes per challenge; default 3
+	Remember        Duration    `yaml:"remember"`      // default 0s (off)
+	Smartcard       bool        `yaml:"smartcard"`     // accept EAP-TLS
+	ReplyAttributes []ReplyRule `yaml:"reply_attributes"`
+}
+
+// ReplyRule adds attributes to an Access-Accept for members of any of
+// Groups (every user when Groups is empty).
+type ReplyRule struct {
+	Groups     []string          `yaml:"groups"`
+	Attributes map[string]string `yaml:"attributes"`
+}
+
+// Lockout caps guesses per user inside Window.
+type Lockout struct {
+	MaxFailures     int      `yaml:"max_failures"`      // wrong passwords; default 5
+	MaxCodeFailures int      `yaml:"max_code_failures"` // wrong codes; default 5
+	Window          Duration `yaml:"window"`            // default 15m
+	Duration        Duration `yaml:"duration"`          // default 15m
+}
+
+// Logging configures the operational log and the audit log.
+type Logging struct {
+	Level     string `yaml:"level"`      // debug, info (default), warn, error
+	Format    string `yaml:"format"`     // json (default) or text
+	AuditFile string `yaml:"audit_file"` // default "" (standard output)
+}
+
+// Duration is a time.Duration written with a unit ("30s", "5m").
+type Duration = time.Duration
+
+// Option values, spelled as in the file.
+const (
+	ModeChallenge = "challenge"
+	ModeAppend    = "append"
+	ModeAuto      = "auto"
+
+	MFARequired = "required"
+	MFAOptional = "optional"
+	MFAOff      = "off"
+
+	UnenrolledReject = "reject"
+	UnenrolledAllow  = "allow"
+
+	GroupsMemberOf = "member_of"
+	GroupsSearch   = "search"
+)
+
+// Factor names as they appear in policies.
+const (
+	FactorTOTP  = "totp"
+	FactorHOTP  = "hotp"
+	FactorSMS   = "sms"
+	FactorVoice = "voice"
+)
+
+// FactorNames lists every factor a policy may name, in the default order.
+var FactorNames = []string{FactorTOTP, FactorHOTP, FactorSMS, FactorVoice}

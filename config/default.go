@@ -1,0 +1,88 @@
+package config
+
+import (
+	"slices"
+	"time"
+)
+
+// Default returns the configuration every file starts from. Policies is
+// empty: a file that defines none gets DefaultPolicy under the name
+// "default".
+func Default() Config {
+	return Config{
+		Server: Server{
+			RadiusListen:     []string{"0.0.0.0:1812"},
+			AdminListen:      "127.0.0.1:9812",
+			DuplicateWindow:  30 * time.Second,
+			ChallengeTimeout: 2 * time.Minute,
+			Username:         Username{Lowercase: true},
+		},
+		LDAP: LDAP{
+			Groups: Groups{Mode: GroupsMemberOf, Filter: "(member={dn})", NameAttribute: "cn"},
+			Attributes: UserAttributes{Mobile: "mobile", Voice: "mobile",
+				Certificate: "userCertificate;binary", UPN: "mail"},
+			UserFilter: "(&(objectClass=inetOrgPerson)(uid={username}))",
+			PoolSize:   8,
+			Timeout:  5 * time.Second,
+		},
+		Store: Store{Path: "/var/lib/mfabridge/store.db"},
+		State: State{Backend: "memory"},
+		Factors: Factors{
+			TOTP:  TOTP{Issuer: "mfabridge", Digits: 6, Period: 30 * time.Second, Skew: 1, Algorithm: "SHA1"},
+			HOTP:  HOTP{LookAhead: 20},
+			SMS:   SMS{CodeLength: 6, CodeTTL: 5 * time.Minute, MaxPerHour: 5, Message: "Your {issuer} code is {code}"},
+			Voice: Voice{Mode: "code", MaxPerHour: 3},
+			Smartcard: Smartcard{Identity: "upn", RequireEKU: []string{"client_auth"}},
+		},
+		Lockout: Lockout{MaxFailures: 5, MaxCodeFailures: 5, Window: 15 * time.Minute, Duration: 15 * time.Minute},
+		Logging: Logging{Level: "info", Format: "json"},
+	}
+}
+
+// DefaultPolicy is the policy a file gets when it defines none, and the
+// value of every key a policy leaves out.
+func DefaultPolicy() Policy {
+	return Policy{
+		Mode:       ModeChallenge,
+		MFA:        MFARequired,
+		Factors:    slices.Clone(FactorNames),
+		Unenrolled: UnenrolledReject,
+		Attempts:   3,
+	}
+}
+
+// applyDefaults fills the keys that lists and maps leave out: yaml.v3
+// makes their elements from zero values, so Default cannot reach them.
+func (c *Config) applyDefaults() {
+	if len(c.Policies) == 0 && !c.pos.has("policies") {
+		c.Policies = map[string]Policy{"default": DefaultPolicy()}
+	}
+	def := DefaultPolicy()
+	for name, p := range c.Policies {
+		at := "policies." + name + "."
+		if !c.pos.has(at + "mode") {
+			p.Mode = def.Mode
+		}
+		if !c.pos.has(at + "mfa") {
+			p.MFA = def.MFA
+		}
+		if !c.pos.has(at + "factors") {
+			p.Factors = def.Factors
+		}
+		if !c.pos.has(at + "unenrolled") {
+			p.Unenrolled = def.Unenrolled
+		}
+		if !c.pos.has(at + "attempts") {
+			p.Attempts = def.Attempts
+		}
+		c.Policies[name] = p
+	}
+	for i := range c.Clients {
+		if c.Clients[i].Policy == "" && !c.pos.has(clientPath(i)+".policy") {
+			c.Clients[i].Policy = "default"
+		}
+	}
+	if c.LDAP.Groups.BaseDN == "" {
+		c.LDAP.Groups.BaseDN = c.LDAP.BaseDN
+	}
+}

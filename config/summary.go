@@ -1,0 +1,63 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Summary describes the configuration for check-config. It never shows a
+// secret: each is named by its source (env:NAME, file:/path or literal).
+func (c *Config) Summary() string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
+	s := c.Server
+	p("config %s", c.File)
+	p("server")
+	p("  radius_listen      %s", strings.Join(s.RadiusListen, ", "))
+	p("  admin_listen       %s", orNone(s.AdminListen))
+	p("  duplicate_window   %s", s.DuplicateWindow)
+	p("  challenge_timeout  %s", s.ChallengeTimeout)
+	p("  username           strip_realm=%t strip_domain=%t lowercase=%t", s.Username.StripRealm, s.Username.StripDomain, s.Username.Lowercase)
+	p("clients (%d)", len(c.Clients))
+	for _, cl := range c.Clients {
+		p("  %-16s %-20s policy=%s message_authenticator=%s proxy=%t secret=%s",
+			cl.Name, cl.Prefix, cl.Policy, cl.RequireMessageAuthenticator, cl.Proxy, cl.Secret.Source())
+	}
+	l := c.LDAP
+	p("ldap")
+	p("  urls               %s", strings.Join(l.URLs, ", "))
+	p("  tls                start_tls=%t ca_file=%s server_name=%s verify=%t", l.StartTLS, orNone(l.TLS.CAFile), orNone(l.TLS.ServerName), !l.TLS.InsecureSkipVerify)
+	p("  bind_dn            %s (password from %s)", orNone(l.BindDN), orNone(l.BindPassword.Source()))
+	p("  base_dn            %s", l.BaseDN)
+	p("  user_filter        %s", l.UserFilter)
+	p("  groups             mode=%s name_attribute=%s", l.Groups.Mode, l.Groups.NameAttribute)
+	p("  pool_size          %d per pool, timeout %s", l.PoolSize, l.Timeout)
+	p("store                %s (key from %s)", c.Store.Path, orNone(c.Store.Key.Source()))
+	p("state                %s", c.State.Backend)
+	p("policies (%d)", len(c.Policies))
+	for _, name := range sortedKeys(c.Policies) {
+		po := c.Policies[name]
+		p("  %-16s mode=%s mfa=%s factors=[%s] unenrolled=%s attempts=%d remember=%s", name, po.Mode, po.MFA,
+			strings.Join(po.Factors, ","), po.Unenrolled, po.Attempts, po.Remember)
+		if len(po.DenyGroups)+len(po.RequireGroups)+len(po.BypassGroups) > 0 {
+			p("  %-16s deny=[%s] require=[%s] bypass=[%s]", "", strings.Join(po.DenyGroups, ","),
+				strings.Join(po.RequireGroups, ","), strings.Join(po.BypassGroups, ","))
+		}
+		for _, r := range po.ReplyAttributes {
+			p("  %-16s reply to [%s]: %s", "", strings.Join(r.Groups, ","), strings.Join(sortedKeys(r.Attributes), ", "))
+		}
+	}
+	lo := c.Lockout
+	p("lockout              %d passwords / %d codes in %s locks for %s", lo.MaxFailures, lo.MaxCodeFailures, lo.Window, lo.Duration)
+	p("logging              level=%s format=%s audit=%s", c.Logging.Level, c.Logging.Format, orDefault(c.Logging.AuditFile, "stdout"))
+	return b.String()
+}
+
+func orNone(s string) string { return orDefault(s, "(none)") }
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}

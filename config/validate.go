@@ -1,0 +1,526 @@
+package config
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// validator collects problems by key path; Parse places them in the file.
+type validator struct {
+	probs []Problem
+	warn  []Problem
+}
+
+func (v *validator) bad(path, msg, hint string) {
+	v.probs = append(v.probs, Problem{Path: path, Message: msg, Hint: hint})
+}
+
+func (v *validator) warning(path, msg string) {
+	v.warn = append(v.warn, Problem{Path: path, Message: msg})
+}
+
+func clientPath(i int) string { return "clients[" + strconv.Itoa(i) + "]" }
+
+// validate checks every rule that the types alone cannot express and
+// reports all problems at once. Warnings go to c.Warnings.
+func (c *Config) validate() []Problem {
+	v := &validator{}
+	c.validateServer(v)
+	c.validateClients(v)
+	c.validateLDAP(v)
+	c.validateStoreState(v)
+	c.validateFactors(v)
+	c.validatePolicies(v)
+	c.validateLockoutLogging(v)
+	for _, w := range v.warn {
+		c.addWarning(w)
+	}
+	return v.probs
+}
+
+func (c *Config) addWarning(p Problem) {
+	if p.Line == 0 {
+		p.Line, p.Column = c.pos.find(p.Path)
+	}
+	c.Warnings = append(c.Warnings, "warning: "+p.format(c.File))
+}
+
+func (c *Config) validateServer(v *validator) {
+	s := c.Server
+	if len(s.RadiusListen) == 0 {
+		v.bad("server.radius_listen", "no RADIUS listener", `list at least one address, such as ["0.0.0.0:1812"]`)
+	}
+	seen := map[string]bool{}
+	for i, a := range s.RadiusListen {
+		p := fmt.Sprintf("server.radius_listen[%d]", i)
+		checkListen(v, p, a)
+		if seen[a] {
+			v.bad(p, fmt.Sprintf("%q is listed twice", a), "remove the duplicate")
+		}
+		seen[a] = true
+	}
+	if s.RadsecListen != "" {
+		v.bad("server.radsec_listen", "RadSec is not available in this version of mfabridge",
+			"leave radsec_listen empty and use UDP listeners")
+	}
+	if s.AdminListen != "" {
+		checkListen(v, "server.admin_listen", s.AdminListen)
+	}
+	if s.PublicURL != "" {
+		if u, err := url.Parse(s.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			v.bad("server.public_url", fmt.Sprintf("%q is not an http(s) URL", s.PublicURL),
+				"write the address Twilio uses to reach admin_listen, such as https://mfa.example.org")
+		}
+	}
+	positive(v, "server.duplicate_window", s.DuplicateWindow, time.Minute*10)
+	positive(v, "server.challenge_timeout", s.ChallengeTimeout, time.Hour)
+}
+
+// checkListen requires host:port with an IP literal (or an empty host for
+// every address) and a port from 1 to 65535.
+func checkListen(v *validator, path, addr string) {
+	hint := `write an IP address and port, such as "0.0.0.0:1812" or "[::]:1812"`
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		v.bad(path, fmt.Sprintf("%q is not host:port", addr), hint)
+		return
+	}
+	if host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			v.bad(path, fmt.Sprintf("%q is not an IP address", host), hint)
+		}
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		v.bad(path, fmt.Sprintf("%q is not a port from 1 to 65535", port), hint)
+	}
+}
+
+func positive(v *validator, path string, d, max time.Duration) {
+	if d <= 0 {
+		v.bad(path, "must be longer than zero", "write a duration such as 30s")
+	} else if d > max {
+		v.bad(path, fmt.Sprintf("%s is longer than the limit of %s", d, max), "write a shorter duration")
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+func (c *Config) validateClients(v *validator) {
+	if len(c.Clients) == 0 {
+		v.bad("clients", "no RADIUS clients are configured, so every packet would be dropped",
+			"add a client with name, address and secret")
+	}
+	names := map[string]int{}
+	prefixes := map[netip.Prefix]int{}
+	for i := range c.Clients {
+		cl := &c.Clients[i]
+		p := clientPath(i)
+		switch {
+		case cl.Name == "":
+			v.bad(p+".name", "missing client name", "give each client a short name, used in logs and metrics")
+		case !nameRE.MatchString(cl.Name):
+			v.bad(p+".name", fmt.Sprintf("%q is not a valid name", cl.Name), "use letters, digits, '.', '_' and '-'")
+		default:
+			if j, dup := names[cl.Name]; dup {
+				v.bad(p+".name", fmt.Sprintf("client name %q is already used by clients[%d]", cl.Name, j), "give each client its own name")
+			}
+			names[cl.Name] = i
+		}
+		pfx, msg := parseClientAddress(cl.Address)
+		if msg != "" {
+			v.bad(p+".address", msg, "write an IP address such as 192.0.2.10, or a range such as 192.0.2.0/24")
+		} else {
+			cl.Prefix = pfx
+			if j, dup := prefixes[pfx]; dup {
+				v.bad(p+".address", fmt.Sprintf("%s overlaps clients[%d] (%s): the same addresses", pfx, j, c.Clients[j].Name),
+					"merge the two clients, or narrow one of them; a more specific range inside a wider one is allowed and wins")
+			}
+			prefixes[pfx] = i
+		}
+		if cl.Secret.IsZero() {
+			v.bad(p+".secret", "missing shared secret", `write secret: "env:NAME" or "file:/path" (a literal works but lands in backups)`)
+		}
+		if _, ok := c.Policies[cl.Policy]; !ok {
+			v.bad(p+".policy", fmt.Sprintf("no policy named %q", cl.Policy), "policies defined: "+keys(c.Policies))
+		}
+		if cl.RequireMessageAuthenticator == MAFalse {
+			v.warning(p+".require_message_authenticator",
+				"false leaves this client open to Blast-RADIUS (CVE-2024-3596) forgery; prefer auto or true")
+		}
+	}
+}
+
+// parseClientAddress accepts an IP or a CIDR without host bits.
+func parseClientAddress(s string) (netip.Prefix, string) {
+	if s == "" {
+		return netip.Prefix{}, "missing client address"
+	}
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, fmt.Sprintf("%q is not a CIDR range", s)
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		if p.Masked() != p {
+			return p, fmt.Sprintf("%q has host bits set; did you mean %s?", s, p.Masked())
+		}
+		return p, ""
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Sprintf("%q is not an IP address or CIDR range", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), ""
+}
+
+func keys[V any](m map[string]V) string {
+	k := make([]string, 0, len(m))
+	for n := range m {
+		k = append(k, n)
+	}
+	sort.Strings(k)
+	if len(k) == 0 {
+		return "(none)"
+	}
+	return strings.Join(k, ", ")
+}
+
+func (c *Config) validateLDAP(v *validator) {
+	l := c.LDAP
+	if len(l.URLs) == 0 {
+		v.bad("ldap.urls", "no directory URL", `list one or more, such as ["ldaps://dc1.example.org"]`)
+	}
+	for i, s := range l.URLs {
+		p := fmt.Sprintf("ldap.urls[%d]", i)
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "ldap" && u.Scheme != "ldaps") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			v.bad(p, fmt.Sprintf("%q is not an ldap:// or ldaps:// URL", s), "write a URL such as ldaps://dc1.example.org:636")
+			continue
+		}
+		if u.Scheme == "ldaps" && l.StartTLS {
+			v.bad(p, "start_tls is set but this URL is already ldaps://", "use ldap:// with start_tls, or ldaps:// without it")
+		}
+		if u.Scheme == "ldap" && !l.StartTLS && !isLoopbackHost(u.Hostname()) {
+			v.warning(p, "passwords cross the network in clear text: use ldaps:// or start_tls: true")
+		}
+	}
+	if l.TLS.InsecureSkipVerify {
+		v.warning("ldap.tls.insecure_skip_verify", "the directory's certificate is not verified; anyone on the path can read passwords")
+	}
+	if l.BaseDN == "" {
+		v.bad("ldap.base_dn", "missing base DN", `write where users live, such as "ou=people,dc=example,dc=org"`)
+	}
+	switch {
+	case l.UserFilter == "":
+		v.bad("ldap.user_filter", "missing user filter", `write one such as "(&(objectClass=user)(sAMAccountName={username}))"`)
+	case !strings.Contains(l.UserFilter, "{username}"):
+		v.bad("ldap.user_filter", "the filter does not contain {username}", "put {username} where the login name goes")
+	case !balancedFilter(l.UserFilter):
+		v.bad("ldap.user_filter", "the filter's parentheses do not balance", "an LDAP filter is written like (&(a=b)(c=d))")
+	}
+	if l.BindDN != "" && l.BindPassword.IsZero() {
+		v.bad("ldap.bind_password", "bind_dn is set but bind_password is missing", `write bind_password: "file:/etc/mfabridge/ldap.secret"`)
+	}
+	if l.BindDN == "" && !l.BindPassword.IsZero() {
+		v.bad("ldap.bind_dn", "bind_password is set but bind_dn is missing", "write the service account's DN")
+	}
+	switch l.Groups.Mode {
+	case GroupsMemberOf:
+	case GroupsSearch:
+		if !strings.Contains(l.Groups.Filter, "{dn}") && !strings.Contains(l.Groups.Filter, "{username}") {
+			v.bad("ldap.groups.filter", "the group filter contains neither {dn} nor {username}", `write one such as "(member={dn})"`)
+		} else if !balancedFilter(l.Groups.Filter) {
+			v.bad("ldap.groups.filter", "the filter's parentheses do not balance", "an LDAP filter is written like (member={dn})")
+		}
+	default:
+		v.bad("ldap.groups.mode", fmt.Sprintf("%q is not member_of or search", l.Groups.Mode), "write member_of or search")
+	}
+	if l.Groups.NameAttribute == "" {
+		v.bad("ldap.groups.name_attribute", "missing", "write the attribute that names a group, usually cn")
+	}
+	if l.PoolSize < 1 || l.PoolSize > 256 {
+		v.bad("ldap.pool_size", fmt.Sprintf("%d is not from 1 to 256", l.PoolSize), "8 suits most sites")
+	}
+	positive(v, "ldap.timeout", l.Timeout, time.Minute)
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(h)
+	return err == nil && a.IsLoopback()
+}
+
+func balancedFilter(f string) bool {
+	if !strings.HasPrefix(f, "(") {
+		return false
+	}
+	depth := 0
+	for i := 0; i < len(f); i++ {
+		switch f[i] {
+		case '(':
+			depth++
+		case ')':
+			depth--
+			if depth < 0 {
+				return false
+			}
+		}
+	}
+	return depth == 0
+}
+
+func (c *Config) validateStoreState(v *validator) {
+	if c.Store.Path == "" {
+		v.bad("store.path", "missing", "write the path of the enrolment database, such as /var/lib/mfabridge/store.db")
+	}
+	switch c.State.Backend {
+	case "memory":
+	case "redis":
+		v.bad("state.backend", "the redis backend is not available in this version of mfabridge", "write memory")
+	default:
+		v.bad("state.backend", fmt.Sprintf("%q is not memory or redis", c.State.Backend), "write memory (one instance) or redis (several)")
+	}
+}
+
+var e164RE = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+func (c *Config) validateFactors(v *validator) {
+	f := c.Factors
+	if f.TOTP.Issuer == "" {
+		v.bad("factors.totp.issuer", "missing", "write the name staff see in their authenticator app")
+	}
+	if f.TOTP.Digits != 6 && f.TOTP.Digits != 8 {
+		v.bad("factors.totp.digits", fmt.Sprintf("%d is not 6 or 8", f.TOTP.Digits), "write 6 (what every app supports) or 8")
+	}
+	if f.TOTP.Period < time.Second || f.TOTP.Period%time.Second != 0 || f.TOTP.Period > 5*time.Minute {
+		v.bad("factors.totp.period", fmt.Sprintf("%s is not whole seconds from 1s to 5m", f.TOTP.Period), "write 30s (what every app supports)")
+	}
+	if f.TOTP.Skew < 0 || f.TOTP.Skew > 10 {
+		v.bad("factors.totp.skew", fmt.Sprintf("%d is not from 0 to 10", f.TOTP.Skew), "1 accepts the step before and after")
+	}
+	if !slices.Contains([]string{"SHA1", "SHA256", "SHA512"}, f.TOTP.Algorithm) {
+		v.bad("factors.totp.algorithm", fmt.Sprintf("%q is not SHA1, SHA256 or SHA512", f.TOTP.Algorithm), "write SHA1 (what every app supports)")
+	}
+	if f.HOTP.LookAhead < 0 || f.HOTP.LookAhead > 1000 {
+		v.bad("factors.hotp.look_ahead", fmt.Sprintf("%d is not from 0 to 1000", f.HOTP.LookAhead), "20 suits most tokens")
+	}
+	if f.Twilio.From != "" && !e164RE.MatchString(f.Twilio.From) {
+		v.bad("factors.twilio.from", fmt.Sprintf("%q is not an E.164 number", f.Twilio.From), "write it as +441234567890")
+	}
+	if f.Twilio.APIURL != "" {
+		if u, err := url.Parse(f.Twilio.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			v.bad("factors.twilio.api_url", fmt.Sprintf("%q is not an http(s) URL", f.Twilio.APIURL), "leave it empty to use Twilio itself")
+		}
+	}
+	if f.SMS.CodeLength < 4 || f.SMS.CodeLength > 10 {
+		v.bad("factors.sms.code_length", fmt.Sprintf("%d is not from 4 to 10", f.SMS.CodeLength), "6 is usual")
+	}
+	positive(v, "factors.sms.code_ttl", f.SMS.CodeTTL, time.Hour)
+	if f.SMS.MaxPerHour < 1 {
+		v.bad("factors.sms.max_per_hour", "must be at least 1", "5 is usual; every message costs money")
+	}
+	if !strings.Contains(f.SMS.Message, "{code}") {
+		v.bad("factors.sms.message", "the message does not contain {code}", `write one such as "Your {issuer} code is {code}"`)
+	}
+	if f.Voice.Mode != "code" && f.Voice.Mode != "approve" {
+		v.bad("factors.voice.mode", fmt.Sprintf("%q is not code or approve", f.Voice.Mode), "code: the call reads a code; approve: the user presses #")
+	}
+	if f.Voice.MaxPerHour < 1 {
+		v.bad("factors.voice.max_per_hour", "must be at least 1", "3 is usual; every call costs money")
+	}
+	if !slices.Contains([]string{"upn", "email", "subject_cn"}, f.Smartcard.Identity) {
+		v.bad("factors.smartcard.identity", fmt.Sprintf("%q is not upn, email or subject_cn", f.Smartcard.Identity), "upn suits Active Directory cards")
+	}
+	for i, e := range f.Smartcard.RequireEKU {
+		if e != "client_auth" && e != "smartcard_logon" {
+			v.bad(fmt.Sprintf("factors.smartcard.require_eku[%d]", i), fmt.Sprintf("%q is not client_auth or smartcard_logon", e), "write client_auth, smartcard_logon or both")
+		}
+	}
+}
+
+func (c *Config) validatePolicies(v *validator) {
+	for _, name := range sortedKeys(c.Policies) {
+		p := c.Policies[name]
+		at := "policies." + name
+		if !nameRE.MatchString(name) {
+			v.bad(at, fmt.Sprintf("%q is not a valid policy name", name), "use letters, digits, '.', '_' and '-'")
+		}
+		if !slices.Contains([]string{ModeChallenge, ModeAppend, ModeAuto}, p.Mode) {
+			v.bad(at+".mode", fmt.Sprintf("%q is not challenge, append or auto", p.Mode), "challenge suits VPNs; append suits mail clients")
+		}
+		if !slices.Contains([]string{MFARequired, MFAOptional, MFAOff}, p.MFA) {
+			v.bad(at+".mfa", fmt.Sprintf("%q is not required, optional or off", p.MFA), "write required")
+		}
+		if len(p.Factors) == 0 && p.MFA != MFAOff && !p.Smartcard {
+			v.bad(at+".factors", "no factor is offered", "list one or more of: "+strings.Join(FactorNames, ", "))
+		}
+		seen := map[string]bool{}
+		for i, f := range p.Factors {
+			fp := fmt.Sprintf("%s.factors[%d]", at, i)
+			if !slices.Contains(FactorNames, f) {
+				v.bad(fp, fmt.Sprintf("unknown factor %q", f), "factors: "+strings.Join(FactorNames, ", ")+suggest(f, FactorNames))
+			} else if seen[f] {
+				v.bad(fp, fmt.Sprintf("%q is listed twice", f), "remove the duplicate")
+			}
+			seen[f] = true
+			if (f == FactorSMS || f == FactorVoice) && p.MFA != MFAOff && c.Factors.Twilio.AccountSID.IsZero() {
+				v.warning(fp, fmt.Sprintf("%s is offered but factors.twilio is not configured, so it will not be offered", f))
+			}
+		}
+		if p.Mode == ModeAuto && (!seen[FactorVoice] || c.Factors.Voice.Mode != "approve") {
+			v.bad(at+".mode", "auto mode needs the voice factor with factors.voice.mode: approve",
+				"add voice to factors and set factors.voice.mode: approve, or use challenge")
+		}
+		if p.Unenrolled != UnenrolledReject && p.Unenrolled != UnenrolledAllow {
+			v.bad(at+".unenrolled", fmt.Sprintf("%q is not reject or allow", p.Unenrolled), "reject is the safe choice")
+		}
+		if p.Attempts < 1 || p.Attempts > 10 {
+			v.bad(at+".attempts", fmt.Sprintf("%d is not from 1 to 10", p.Attempts), "3 is usual")
+		}
+		if p.Remember < 0 || p.Remember > 24*time.Hour {
+			v.bad(at+".remember", fmt.Sprintf("%s is not from 0s to 24h", p.Remember), "0s turns it off; 8h covers a working day")
+		}
+		for _, g := range []struct {
+			key  string
+			list []string
+		}{{"deny_groups", p.DenyGroups}, {"require_groups", p.RequireGroups}, {"bypass_groups", p.BypassGroups}} {
+			for i, n := range g.list {
+				if strings.TrimSpace(n) == "" {
+					v.bad(fmt.Sprintf("%s.%s[%d]", at, g.key, i), "empty group name", "write the group's name (cn) or DN")
+				}
+			}
+		}
+		for i, r := range p.ReplyAttributes {
+			rp := fmt.Sprintf("%s.reply_attributes[%d]", at, i)
+			if len(r.Attributes) == 0 {
+				v.bad(rp+".attributes", "no attributes", "write attributes: {Class: admins}")
+			}
+			for _, an := range sortedKeys(r.Attributes) {
+				checkReplyAttribute(v, rp+".attributes."+an, an, r.Attributes[an])
+			}
+		}
+	}
+}
+
+func checkReplyAttribute(v *validator, path, name, val string) {
+	kind, ok := ReplyAttributes[name]
+	if !ok {
+		v.bad(path, fmt.Sprintf("unknown reply attribute %q", name), "attributes: "+keys(ReplyAttributes)+suggest(name, sortedKeys(ReplyAttributes)))
+		return
+	}
+	switch kind {
+	case AttrInteger:
+		if _, err := strconv.ParseUint(val, 10, 32); err != nil {
+			v.bad(path, fmt.Sprintf("%q is not a whole number", val), "write seconds, such as 3600")
+		}
+	case AttrText:
+		if val == "" || len(val) > 253 || !utf8.ValidString(val) {
+			v.bad(path, "must be UTF-8 text of 1 to 253 bytes", "shorten the value")
+		}
+	}
+}
+
+func suggest(s string, names []string) string {
+	for _, n := range names {
+		if editDistance(strings.ToLower(s), strings.ToLower(n)) <= 2 {
+			return fmt.Sprintf("; did you mean %q?", n)
+		}
+	}
+	return ""
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	k := make([]string, 0, len(m))
+	for n := range m {
+		k = append(k, n)
+	}
+	sort.Strings(k)
+	return k
+}
+
+func (c *Config) validateLockoutLogging(v *validator) {
+	l := c.Lockout
+	if l.MaxFailures < 1 {
+		v.bad("lockout.max_failures", "must be at least 1", "keep it below the directory's own lockout threshold")
+	}
+	if l.MaxCodeFailures < 1 {
+		v.bad("lockout.max_code_failures", "must be at least 1", "5 is usual")
+	}
+	positive(v, "lockout.window", l.Window, 24*time.Hour)
+	positive(v, "lockout.duration", l.Duration, 24*time.Hour)
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Logging.Level) {
+		v.bad("logging.level", fmt.Sprintf("%q is not debug, info, warn or error", c.Logging.Level), "write info")
+	}
+	if c.Logging.Format != "json" && c.Logging.Format != "text" {
+		v.bad("logging.format", fmt.Sprintf("%q is not json or text", c.Logging.Format), "write json")
+	}
+}
+
+// resolve reads every secret reference and the files the configuration
+// names, reporting what is missing or unreadable.
+func (c *Config) resolve() []Problem {
+	v := &validator{}
+	warn := func(path string) func(string) {
+		return func(m string) { v.warning(path, m) }
+	}
+	res := func(path string, s *Secret) bool {
+		if msg, hint := s.resolve(warn(path)); msg != "" {
+			v.bad(path, msg, hint)
+			return false
+		}
+		return true
+	}
+	for i := range c.Clients {
+		p := clientPath(i) + ".secret"
+		if res(p, &c.Clients[i].Secret) && len(c.Clients[i].Secret.Value()) < 16 {
+			v.warning(p, "the shared secret is shorter than 16 characters; one captured packet lets an attacker guess it offline")
+		}
+	}
+	res("ldap.bind_password", &c.LDAP.BindPassword)
+	if res("store.key", &c.Store.Key) && !c.Store.Key.IsZero() {
+		if _, err := DecodeKey(c.Store.Key.Value()); err != nil {
+			v.bad("store.key", err.Error(), "create one with: openssl rand -hex 32")
+		}
+	}
+	res("state.redis.password", &c.State.Redis.Password)
+	res("factors.twilio.account_sid", &c.Factors.Twilio.AccountSID)
+	res("factors.twilio.auth_token", &c.Factors.Twilio.AuthToken)
+	if f := c.LDAP.TLS.CAFile; f != "" {
+		if _, err := os.ReadFile(f); err != nil {
+			v.bad("ldap.tls.ca_file", err.Error(), "give the PEM file of the CA that signed the directory's certificate")
+		}
+	}
+	for _, w := range v.warn {
+		c.addWarning(w)
+	}
+	return v.probs
+}
+
+// DecodeKey reads a 32-byte key written in hex or base64.
+func DecodeKey(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	if b, err := hex.DecodeString(s); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	if b, err := base64.StdEncoding.DecodeString(s); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	return nil, fmt.Errorf("the key is not 32 bytes in hex (64 characters) or base64 (44 characters)")
+}
