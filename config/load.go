@@ -87,6 +87,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fail(Problem{Message: "the file is empty", Hint: "start from the example in the README"})
+		}
 		return fail(syntaxProblem(err))
 	}
 	var extra yaml.Node
@@ -314,7 +317,7 @@ func syntaxProblem(err error) Problem {
 	if m := lineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		return Problem{Line: line, Message: "YAML syntax: " + m[2],
-			Hint: "check indentation (spaces, not tabs) and quoting on this line and the one before"}
+			Hint: "check indentation (spaces, not tabs) and quoting from this line to the next few"}
 	}
 	return Problem{Message: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: "),
 		Hint: "check indentation (spaces, not tabs) and quoting"}

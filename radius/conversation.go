@@ -189,26 +189,28 @@ func callingStation(p *radius.Packet) string {
 }
 
 func (c *Conversation) decide(ctx context.Context, p *radius.Packet, client *Client, pol *policy) decision {
+	var d decision
+	var user string
+	names := attributesOf(p, rfc2865.UserName_Type)
+	var err error
+	switch {
+	case len(names) != 1:
+		d = reject(ReasonBadRequest, msgFailed)
+	default:
+		if user, err = normaliseUsername(names[0], c.username); err != nil {
+			d = reject(ReasonBadUsername, msgFailed)
+		}
+	}
 	if eap := p.Attributes.Get(typeEAPMessage); eap != nil {
-		d := reject(ReasonEAPUnsupported, msgEAP)
+		d = reject(ReasonEAPUnsupported, msgEAP)
 		if len(eap) >= 2 {
 			d.eapID = int(eap[1])
 		}
-		return d
+	} else if isCHAP(p) {
+		d = reject(ReasonUnsupportedAuth, msgUnsupported)
+	} else if d.code == 0 {
+		d = c.decideUser(ctx, p, client, pol, user)
 	}
-	if isCHAP(p) {
-		return reject(ReasonUnsupportedAuth, msgUnsupported)
-	}
-
-	names := attributesOf(p, rfc2865.UserName_Type)
-	if len(names) != 1 {
-		return reject(ReasonBadRequest, msgFailed)
-	}
-	user, err := normaliseUsername(names[0], c.username)
-	if err != nil {
-		return reject(ReasonBadUsername, msgFailed)
-	}
-	d := c.decideUser(ctx, p, client, pol, user)
 	d.user = user
 	return d
 }

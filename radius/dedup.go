@@ -133,9 +133,29 @@ func dedup(c *replyCache, m *Metrics) middleware {
 				}
 				return
 			}
-			rec := &recorder{ResponseWriter: w}
-			defer func() { c.finish(k, e, rec.resp) }()
-			next.ServeRADIUS(rec, r)
+			cw := &cachingWriter{ResponseWriter: w, finish: func(p *radius.Packet) { c.finish(k, e, p) }}
+			defer func() {
+				if !cw.wrote {
+					c.finish(k, e, nil)
+				}
+			}()
+			next.ServeRADIUS(cw, r)
 		})
 	}
+}
+
+// cachingWriter stores the reply in the cache before sending it, so that
+// a retransmission sent the moment the reply arrives already finds it.
+type cachingWriter struct {
+	radius.ResponseWriter
+	finish func(*radius.Packet)
+	wrote  bool
+}
+
+func (w *cachingWriter) Write(p *radius.Packet) error {
+	if !w.wrote {
+		w.wrote = true
+		w.finish(p)
+	}
+	return w.ResponseWriter.Write(p)
 }

@@ -57,7 +57,7 @@ func observe(m *Metrics, log *slog.Logger, now func() time.Time) middleware {
 			}
 			if log.Enabled(r.Context(), slog.LevelDebug) {
 				log.Debug("radius exchange", "client", info.client.Name, "from", info.from.String(),
-					"id", r.Identifier, "code", r.Code.String(), "answer", answer, "took", took)
+					"id", r.Identifier, "code", r.Code.String(), "answer", answer, "took_ms", float64(took.Microseconds())/1000)
 			}
 		})
 	}

@@ -210,9 +210,6 @@ loop:
 		adminSrv.Shutdown(sctx)
 	}
 	current.Load().dir.Close()
-	if err := aud.Sync(); err != nil {
-		log.Warn("audit log sync", "err", err)
-	}
 	if err := aud.Err(); err != nil {
 		log.Error("audit log write failed", "err", err)
 	}

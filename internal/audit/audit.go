@@ -65,13 +65,3 @@ func (l *Log) Err() error {
 	defer l.mu.Unlock()
 	return l.err
 }
-
-// Sync flushes the underlying writer when it can be flushed.
-func (l *Log) Sync() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if s, ok := l.w.(interface{ Sync() error }); ok {
-		return s.Sync()
-	}
-	return nil
-}
