@@ -21,13 +21,13 @@ type conn struct {
 // size, because a new one is dialled only by a holder of a slot when no
 // idle one is left.
 type pool struct {
-	name  string // "search" or "bind", for errors and metrics
-	dial  func(ctx context.Context) (*conn, error)
-	check func(c *conn) error // health probe for long-idle connections
-	slots chan struct{}
-	wait  time.Duration // how long to wait for a free slot
+	name      string // "search" or "bind", for errors and metrics
+	dial      func(ctx context.Context) (*conn, error)
+	check     func(c *conn) error // health probe for long-idle connections
+	slots     chan struct{}
+	wait      time.Duration // how long to wait for a free slot
 	idleCheck time.Duration
-	now   func() time.Time
+	now       func() time.Time
 
 	mu     sync.Mutex
 	idle   []*conn

@@ -82,15 +82,15 @@ const (
 // Reason codes in audit records and the mfabridge_decisions_total metric.
 // They are stable: admins alert on them.
 const (
-	ReasonAccepted          = "accepted"           // password and policy satisfied, no second factor asked
-	ReasonBypassGroup       = "bypass_group"       // accepted: member of a bypass group
-	ReasonMFAOffPolicy      = "mfa_off"            // accepted: the policy has mfa: off
-	ReasonBadRequest        = "bad_request"        // no usable User-Name or User-Password
-	ReasonBadUsername       = "bad_username"       // control characters, too long, empty after stripping
-	ReasonUnsupportedAuth   = "unsupported_auth"   // CHAP or MS-CHAP
-	ReasonEAPUnsupported    = "eap_unsupported"    // EAP-Message without EAP support
-	ReasonEmptyPassword     = "empty_password"     // refused before any LDAP call
-	ReasonBadCredentials    = "bad_credentials"    // wrong password or unknown user
+	ReasonAccepted          = "accepted"         // password and policy satisfied, no second factor asked
+	ReasonBypassGroup       = "bypass_group"     // accepted: member of a bypass group
+	ReasonMFAOffPolicy      = "mfa_off"          // accepted: the policy has mfa: off
+	ReasonBadRequest        = "bad_request"      // no usable User-Name or User-Password
+	ReasonBadUsername       = "bad_username"     // control characters, too long, empty after stripping
+	ReasonUnsupportedAuth   = "unsupported_auth" // CHAP or MS-CHAP
+	ReasonEAPUnsupported    = "eap_unsupported"  // EAP-Message without EAP support
+	ReasonEmptyPassword     = "empty_password"   // refused before any LDAP call
+	ReasonBadCredentials    = "bad_credentials"  // wrong password or unknown user
 	ReasonDirectoryDown     = "directory_unavailable"
 	ReasonDeniedGroup       = "deny_group"
 	ReasonNotInRequired     = "not_in_required_group"

@@ -23,14 +23,14 @@ const (
 // Metrics are the counters of the RADIUS front. Labels are bounded: client
 // names come from the configuration, never from packets.
 type Metrics struct {
-	Requests   *prometheus.CounterVec   // client, code
-	Responses  *prometheus.CounterVec   // client, code
-	Dropped    *prometheus.CounterVec   // cause
-	Resent     *prometheus.CounterVec   // client: retransmissions answered from the cache
-	Unsigned   *prometheus.CounterVec   // client: accepted without Message-Authenticator
-	Decisions  *prometheus.CounterVec   // outcome, reason
-	Duration   *prometheus.HistogramVec // stage
-	InFlight   prometheus.Gauge
+	Requests  *prometheus.CounterVec   // client, code
+	Responses *prometheus.CounterVec   // client, code
+	Dropped   *prometheus.CounterVec   // cause
+	Resent    *prometheus.CounterVec   // client: retransmissions answered from the cache
+	Unsigned  *prometheus.CounterVec   // client: accepted without Message-Authenticator
+	Decisions *prometheus.CounterVec   // outcome, reason
+	Duration  *prometheus.HistogramVec // stage
+	InFlight  prometheus.Gauge
 }
 
 // NewMetrics registers the RADIUS metrics with reg.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,11 +79,21 @@ type Bridge struct {
 // StartBridge runs bin serve --config configFile with extra environment
 // and waits until it logs that it has started.
 func StartBridge(bin, configFile string, env ...string) (*Bridge, error) {
+	return StartBridgeTee(bin, configFile, nil, env...)
+}
+
+// StartBridgeTee is StartBridge that also copies the operational log to
+// tee when it is not nil.
+func StartBridgeTee(bin, configFile string, tee io.Writer, env ...string) (*Bridge, error) {
 	b := &Bridge{ConfigFile: configFile, exited: make(chan struct{})}
 	b.cmd = exec.Command(bin, "serve", "--config", configFile)
 	b.cmd.Env = append(os.Environ(), env...)
 	b.cmd.Stdout = &lockedWriter{mu: &b.mu, w: &b.stdout}
-	b.cmd.Stderr = &lockedWriter{mu: &b.mu, w: &b.stderr}
+	var stderr io.Writer = &lockedWriter{mu: &b.mu, w: &b.stderr}
+	if tee != nil {
+		stderr = io.MultiWriter(stderr, tee)
+	}
+	b.cmd.Stderr = stderr
 	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := b.cmd.Start(); err != nil {
 		return nil, err

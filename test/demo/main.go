@@ -1,0 +1,148 @@
+// Command demo starts a throwaway directory (slapd with demo users) and
+// mfabridge in front of it, on loopback, and prints what to type to try
+// it. Ctrl-C stops both and removes the directory. Run it with
+// scripts/demo, which installs slapd first if it is missing.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"text/template"
+	"time"
+
+	"github.com/mfabridge/mfabridge/test/harness"
+)
+
+const demoSecret = "demo-shared-secret-change-me"
+
+var users = []harness.User{
+	{UID: "alice", Password: "Alice-demo-1", Mobile: "+447700900001", Mail: "alice@example.org", Groups: []string{"vpn-users", "vpn-admins"}},
+	{UID: "bob", Password: "Bob-demo-2", Groups: []string{"vpn-users"}},
+	{UID: "carol", Password: "Carol-demo-3", Groups: []string{"leavers"}},
+}
+
+var configTmpl = template.Must(template.New("cfg").Parse(`# mfabridge demo configuration, written by scripts/demo.
+server:
+  radius_listen: ["{{.Radius}}"]
+  admin_listen: "{{.Admin}}"
+clients:
+  - name: demo-nas
+    address: 127.0.0.1
+    secret: "file:{{.Dir}}/radius.secret"
+ldap:
+  urls: ["{{.LDAPS}}"]
+  tls: {ca_file: "{{.CA}}"}
+  bind_dn: "{{.ServiceDN}}"
+  bind_password: "file:{{.Dir}}/ldap.secret"
+  base_dn: "{{.PeopleDN}}"
+store:
+  path: "{{.Dir}}/store.db"
+policies:
+  default:
+    mfa: off
+    deny_groups: [leavers]
+    reply_attributes:
+      - groups: [vpn-admins]
+        attributes: {Class: "admins", Session-Timeout: "28800"}
+logging: {level: info, format: text, audit_file: "{{.Dir}}/audit.log"}
+`))
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	radiusAddr := flag.String("radius", "127.0.0.1:1812", "RADIUS listen address")
+	adminAddr := flag.String("admin", "127.0.0.1:9812", "admin (metrics) listen address")
+	keep := flag.Bool("keep", false, "keep the demo directory when stopping")
+	flag.Parse()
+
+	if err := harness.Need("slapd"); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
+	}
+	dir, err := os.MkdirTemp("", "mfabridge-demo-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
+	}
+	if !*keep {
+		defer os.RemoveAll(dir)
+	}
+	fmt.Printf("demo directory: %s\nstarting slapd with demo users…\n", dir)
+	sdir := filepath.Join(dir, "slapd")
+	os.MkdirAll(sdir, 0o700)
+	s, err := harness.StartSLAPD(sdir, users)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
+	}
+	defer s.Stop()
+
+	fmt.Println("building mfabridge…")
+	bin, err := harness.BuildBridge(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
+	}
+	os.WriteFile(filepath.Join(dir, "radius.secret"), []byte(demoSecret+"\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "ldap.secret"), []byte(harness.ServicePass+"\n"), 0o600)
+	cfgPath := filepath.Join(dir, "mfabridge.yaml")
+	f, err := os.Create(cfgPath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
+	}
+	configTmpl.Execute(f, map[string]string{
+		"Radius": *radiusAddr, "Admin": *adminAddr, "Dir": dir, "LDAPS": s.LDAPSURL, "CA": s.CA.CertFile,
+		"ServiceDN": harness.ServiceDN, "PeopleDN": harness.PeopleDN,
+	})
+	f.Close()
+
+	b, err := harness.StartBridgeTee(bin, cfgPath, os.Stderr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		return 1
+	}
+	defer b.Stop()
+
+	fmt.Printf(`
+mfabridge is running on %[1]s (RADIUS) with its configuration in
+  %[2]s
+and the audit log in %[3]s/audit.log. Try it from another terminal:
+
+  %[4]s test-auth --server %[1]s --secret %[5]s --user alice
+      password: Alice-demo-1 (Access-Accept with Class "admins")
+  %[4]s test-auth --server %[1]s --secret %[5]s --user bob
+      password: Bob-demo-2
+  %[4]s test-auth --server %[1]s --secret %[5]s --user carol
+      password: Carol-demo-3 (Access-Reject: carol is in the deny group "leavers")
+
+  radclient works too:
+  echo 'User-Name = "bob", User-Password = "Bob-demo-2", Message-Authenticator = 0x00' | radclient -x %[1]s auth %[5]s
+
+Metrics: http://%[6]s/metrics   Press Ctrl-C to stop.
+`, *radiusAddr, cfgPath, dir, bin, demoSecret, *adminAddr)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Println("\nstopping…")
+			return 0
+		case <-tick.C:
+			if b.Exited() {
+				fmt.Fprintf(os.Stderr, "mfabridge exited:\n%s", b.Logs())
+				return 1
+			}
+		}
+	}
+}
