@@ -290,6 +290,13 @@ func (c *Config) validateStoreState(v *validator) {
 	if c.Store.Path == "" {
 		v.bad("store.path", "missing", "write the path of the enrolment database, such as /var/lib/mfabridge/store.db")
 	}
+	for _, name := range sortedKeys(c.Policies) {
+		if c.Policies[name].MFA != MFAOff && c.Store.Key.IsZero() {
+			v.bad("store.key", fmt.Sprintf("policy %q asks for a second factor, which needs the enrolment store and its key", name),
+				`create a key with: openssl rand -hex 32 > /etc/mfabridge/store.key, then write key: "file:/etc/mfabridge/store.key"`)
+			break
+		}
+	}
 	switch c.State.Backend {
 	case "memory":
 	case "redis":

@@ -17,6 +17,8 @@ type User struct {
 	UPN    string   // smartcard identity attribute
 	// Certificates are DER certificates from the certificate attribute.
 	Certificates [][]byte
+	// Enrolment is filled by the conversation from the enrolment store.
+	Enrolment *Enrolment `json:"-"`
 }
 
 // InGroup reports whether the user is a member of group, named either by

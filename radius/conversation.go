@@ -2,8 +2,10 @@ package radius
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -24,29 +26,60 @@ type Directory interface {
 	Authenticate(ctx context.Context, username, password string) (*factors.User, error)
 }
 
+// Enrolments reads the enrolment store: internal/store implements it.
+type Enrolments interface {
+	// Enrolment returns the user's credentials and lockout epoch; a user
+	// with none gets an empty Enrolment, not an error.
+	Enrolment(ctx context.Context, user string) (*factors.Enrolment, error)
+	// Used records a successful use of a method (for user show).
+	Used(ctx context.Context, user string, m factors.Method) error
+}
+
+// State is the ephemeral state: internal/state implements it. Each call
+// is atomic; see that package for the contract.
+type State interface {
+	SetNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error)
+	Set(ctx context.Context, key string, val []byte, ttl time.Duration) error
+	Get(ctx context.Context, key string) ([]byte, bool, error)
+	Take(ctx context.Context, key string) ([]byte, bool, error)
+	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+}
+
 // ConversationOptions configure a Conversation.
 type ConversationOptions struct {
 	Directory            Directory
+	Enrolments           Enrolments // nil: nobody is enrolled
+	State                State      // required
+	Factors              []factors.Factor
 	Policies             map[string]config.Policy
 	Username             config.Username
 	ReportPasswordExpiry bool
+	ChallengeTimeout     time.Duration // default 2m
+	Lockout              config.Lockout
 	Audit                *audit.Log // nil: no audit records
 	Metrics              *Metrics
 	Log                  *slog.Logger
 	Now                  func() time.Time
+	Rand                 io.Reader // State values; default crypto/rand
 }
 
 // Conversation turns an Access-Request into a decision (DESIGN §2 steps
 // 5–12) and writes the one audit record for it.
 type Conversation struct {
-	dir      Directory
-	policies map[string]*policy
-	username config.Username
-	expiry   bool
-	audit    *audit.Log
-	metrics  *Metrics
-	log      *slog.Logger
-	now      func() time.Time
+	dir        Directory
+	enrolments Enrolments
+	state      State
+	factors    map[factors.Method]factors.Factor
+	policies   map[string]*policy
+	username   config.Username
+	expiry     bool
+	timeout    time.Duration
+	lockout    config.Lockout
+	audit      *audit.Log
+	metrics    *Metrics
+	log        *slog.Logger
+	now        func() time.Time
+	rand       io.Reader
 }
 
 // NewConversation compiles the policies.
@@ -54,6 +87,9 @@ func NewConversation(o ConversationOptions) (*Conversation, error) {
 	ps, err := compilePolicies(o.Policies)
 	if err != nil {
 		return nil, err
+	}
+	if o.State == nil {
+		return nil, errors.New("radius: a conversation needs a state store")
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
@@ -64,8 +100,22 @@ func NewConversation(o ConversationOptions) (*Conversation, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Conversation{dir: o.Directory, policies: ps, username: o.Username, expiry: o.ReportPasswordExpiry,
-		audit: o.Audit, metrics: o.Metrics, log: o.Log, now: o.Now}, nil
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	if o.ChallengeTimeout <= 0 {
+		o.ChallengeTimeout = 2 * time.Minute
+	}
+	if o.Lockout.Window <= 0 {
+		o.Lockout = config.Default().Lockout
+	}
+	fs := map[factors.Method]factors.Factor{}
+	for _, f := range o.Factors {
+		fs[f.Method()] = f
+	}
+	return &Conversation{dir: o.Directory, enrolments: o.Enrolments, state: o.State, factors: fs, policies: ps,
+		username: o.Username, expiry: o.ReportPasswordExpiry, timeout: o.ChallengeTimeout, lockout: o.Lockout,
+		audit: o.Audit, metrics: o.Metrics, log: o.Log, now: o.Now, rand: o.Rand}, nil
 }
 
 // Reply-Messages. They are short, and the same for every way of failing
@@ -77,28 +127,43 @@ const (
 	msgExpired     = "Your password has expired. Change it, then try again."
 	msgUnavailable = "The authentication service is unavailable. Try again shortly."
 	msgNoFactor    = "A second factor is required but none is available. Contact the service desk."
+	msgNotEnrolled = "A second factor is required and you have none enrolled. Contact the service desk."
+	msgTooMany     = "Too many wrong codes."
 )
 
 // Reason codes in audit records and the mfabridge_decisions_total metric.
 // They are stable: admins alert on them.
 const (
-	ReasonAccepted          = "accepted"         // password and policy satisfied, no second factor asked
-	ReasonBypassGroup       = "bypass_group"     // accepted: member of a bypass group
-	ReasonMFAOffPolicy      = "mfa_off"          // accepted: the policy has mfa: off
-	ReasonBadRequest        = "bad_request"      // no usable User-Name or User-Password
-	ReasonBadUsername       = "bad_username"     // control characters, too long, empty after stripping
-	ReasonUnsupportedAuth   = "unsupported_auth" // CHAP or MS-CHAP
-	ReasonEAPUnsupported    = "eap_unsupported"  // EAP-Message without EAP support
-	ReasonEmptyPassword     = "empty_password"   // refused before any LDAP call
-	ReasonBadCredentials    = "bad_credentials"  // wrong password or unknown user
+	ReasonBypassGroup       = "bypass_group"            // accepted: member of a bypass group
+	ReasonMFAOffPolicy      = "mfa_off"                 // accepted: the policy has mfa: off
+	ReasonOptionalNoMethods = "mfa_optional_unenrolled" // accepted: mfa optional, user holds no method
+	ReasonUnenrolledAllowed = "unenrolled_allowed"      // accepted: mfa required, unenrolled: allow
+	ReasonMFA               = "mfa_passed"              // accepted: password and second factor
+	ReasonRemembered        = "remembered"              // accepted: password alone inside the remember window
+	ReasonChallenge         = "challenge_sent"          // challenged: the password was right
+	ReasonRetry             = "wrong_code_retry"        // challenged again after a wrong code
+	ReasonBadRequest        = "bad_request"             // no usable User-Name or User-Password
+	ReasonBadUsername       = "bad_username"            // control characters, too long, empty after stripping
+	ReasonUnsupportedAuth   = "unsupported_auth"        // CHAP or MS-CHAP
+	ReasonEAPUnsupported    = "eap_unsupported"         // EAP-Message without EAP support
+	ReasonEmptyPassword     = "empty_password"          // refused before any LDAP call
+	ReasonBadCredentials    = "bad_credentials"         // wrong password or unknown user
 	ReasonDirectoryDown     = "directory_unavailable"
+	ReasonStoreDown         = "store_unavailable"
 	ReasonDeniedGroup       = "deny_group"
 	ReasonNotInRequired     = "not_in_required_group"
 	ReasonMFAUnavailable    = "mfa_unavailable" // mfa required, no factor can be offered
-	ReasonUnknownState      = "unknown_state"   // a State this server did not issue or that expired
+	ReasonNotEnrolled       = "not_enrolled"    // mfa required, the user holds no offered method
+	ReasonWrongCode         = "wrong_code"
+	ReasonReplayedCode      = "code_replayed" // a right code used before
+	ReasonCodeMissing       = "code_missing"  // append mode without a code after the password
+	ReasonAttemptsExhausted = "attempts_exhausted"
+	ReasonLockedPassword    = "locked_out_password" // too many wrong passwords
+	ReasonLockedCode        = "locked_out_code"     // too many wrong codes
+	ReasonUnknownState      = "unknown_state"       // a State this server did not issue, used, or expired
+	ReasonStateMismatch     = "state_mismatch"      // a State from another client or for another user
 	ReasonPolicyMissing     = "policy_missing"
 	ReasonInternal          = "internal_error"
-	ReasonOptionalNoMethods = "mfa_optional_unenrolled" // mfa optional, user holds no method
 )
 
 // decision is the outcome of one request.
@@ -108,8 +173,9 @@ type decision struct {
 	message string // Reply-Message; "" for none
 	attrs   radius.Attributes
 	user    string
-	factor  string
-	eapID   int // EAP Identifier for an EAP-Failure, or -1
+	factor  factors.Method
+	state   []byte // State of an Access-Challenge
+	eapID   int    // EAP Identifier for an EAP-Failure, or -1
 }
 
 func reject(reason, message string) decision {
@@ -132,6 +198,9 @@ func (c *Conversation) ServeRADIUS(w radius.ResponseWriter, r *radius.Request) {
 	}
 
 	resp := r.Response(d.code)
+	if d.state != nil {
+		rfc2865.State_Set(resp, d.state)
+	}
 	if d.message != "" {
 		if a, err := radius.NewString(d.message); err == nil {
 			resp.Add(rfc2865.ReplyMessage_Type, a)
@@ -168,7 +237,7 @@ func (c *Conversation) ServeRADIUS(w radius.ResponseWriter, r *radius.Request) {
 		Outcome:        outcome,
 		Reason:         d.reason,
 		Policy:         policyName,
-		Factor:         d.factor,
+		Factor:         string(d.factor),
 		LatencyMS:      float64(c.now().Sub(info.received).Microseconds()) / 1000,
 	})
 }
@@ -213,74 +282,6 @@ func (c *Conversation) decide(ctx context.Context, p *radius.Packet, client *Cli
 	}
 	d.user = user
 	return d
-}
-
-func (c *Conversation) decideUser(ctx context.Context, p *radius.Packet, client *Client, pol *policy, user string) decision {
-	pws := attributesOf(p, rfc2865.UserPassword_Type)
-	if len(pws) != 1 {
-		return reject(ReasonBadRequest, msgFailed)
-	}
-	pw, err := decodePassword(pws[0], p.Secret, p.Authenticator)
-	if err != nil {
-		return reject(ReasonBadRequest, msgFailed)
-	}
-	if len(pw) == 0 {
-		// An empty simple bind is an anonymous bind, which many directories
-		// accept (RFC 4513 §5.1.2): never let one reach LDAP.
-		return reject(ReasonEmptyPassword, msgFailed)
-	}
-	if st := rfc2865.State_Get(p); st != nil {
-		// No challenge has been issued by this version: any State is
-		// unknown, and an unknown State is never a way around the password.
-		return reject(ReasonUnknownState, msgFailed)
-	}
-
-	start := c.now()
-	u, err := c.dir.Authenticate(ctx, user, string(pw))
-	c.metrics.Duration.WithLabelValues("ldap").Observe(c.now().Sub(start).Seconds())
-	if err != nil {
-		return c.primaryFailure(user, client, err)
-	}
-	return c.applyPolicy(pol, u)
-}
-
-func (c *Conversation) primaryFailure(user string, client *Client, err error) decision {
-	var ae *factors.AccountError
-	switch {
-	case errors.Is(err, factors.ErrBadCredentials):
-		return reject(ReasonBadCredentials, msgFailed)
-	case errors.As(err, &ae):
-		if c.expiry && factors.IsPasswordExpiry(err) {
-			return reject(ae.Reason, msgExpired)
-		}
-		return reject(ae.Reason, msgFailed)
-	case errors.Is(err, factors.ErrUnavailable):
-		c.log.Error("directory unavailable", "client", client.Name, "user", user, "err", err)
-		return reject(ReasonDirectoryDown, msgUnavailable)
-	}
-	c.log.Error("primary authentication failed", "client", client.Name, "user", user, "err", err)
-	return reject(ReasonInternal, msgFailed)
-}
-
-// applyPolicy applies the client's policy to an authenticated user
-// (DESIGN §2 step 9): deny groups first, then required groups, then
-// bypass groups, then the second factor.
-func (c *Conversation) applyPolicy(p *policy, u *factors.User) decision {
-	switch {
-	case u.InAny(p.DenyGroups):
-		return reject(ReasonDeniedGroup, msgFailed)
-	case len(p.RequireGroups) > 0 && !u.InAny(p.RequireGroups):
-		return reject(ReasonNotInRequired, msgFailed)
-	case u.InAny(p.BypassGroups):
-		return accept(ReasonBypassGroup, p.replyAttributes(u))
-	case p.MFA == config.MFAOff:
-		return accept(ReasonMFAOffPolicy, p.replyAttributes(u))
-	case p.MFA == config.MFAOptional:
-		// No second factor is built into this version, so no user can hold
-		// one: optional means the password alone.
-		return accept(ReasonOptionalNoMethods, p.replyAttributes(u))
-	}
-	return reject(ReasonMFAUnavailable, msgNoFactor)
 }
 
 // attributesOf returns every value of type t, in order.

@@ -55,3 +55,9 @@ func normaliseUsername(raw []byte, o config.Username) (string, error) {
 	}
 	return s, nil
 }
+
+// NormaliseUsername applies the server's username rules, so that the
+// admin commands store credentials under the name logins will use.
+func NormaliseUsername(raw string, o config.Username) (string, error) {
+	return normaliseUsername([]byte(raw), o)
+}

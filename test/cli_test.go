@@ -54,7 +54,8 @@ func TestBadConfigs(t *testing.T) {
 			if m == nil {
 				t.Fatalf("%s: first line must be '# want: LINE: text'", f)
 			}
-			_, stderr, code := mfabridge(t, nil, "check-config", "--config", f)
+			keyEnv := []string{"BADCONFIG_STORE_KEY=" + storeKey}
+			_, stderr, code := mfabridge(t, keyEnv, "check-config", "--config", f)
 			if code != 1 {
 				t.Fatalf("check-config exit status %d, want 1\n%s", code, stderr)
 			}
@@ -65,7 +66,7 @@ func TestBadConfigs(t *testing.T) {
 			if !strings.Contains(stderr, place) || !strings.Contains(stderr, m[2]) || !strings.Contains(stderr, "hint: ") {
 				t.Errorf("check-config output lacks %q, %q or a hint:\n%s", place, m[2], stderr)
 			}
-			out, stderr, code := mfabridge(t, nil, "serve", "--config", f)
+			out, stderr, code := mfabridge(t, keyEnv, "serve", "--config", f)
 			if code != 1 || strings.Contains(out+stderr, "mfabridge started") || !strings.Contains(stderr, m[2]) {
 				t.Errorf("serve: exit status %d, want 1 without starting:\n%s", code, stderr)
 			}
@@ -96,12 +97,13 @@ ldap:
   bind_dn: "cn=bridge,dc=example,dc=org"
   bind_password: "file:`+secretFile+`"
   base_dn: "dc=example,dc=org"
+store: {key: "env:STORE_KEY"}
 `), 0o600)
-	out, stderr, code := mfabridge(t, []string{"NAS_SECRET=env-nas-secret-value-55"}, "check-config", "--config", cfg)
+	out, stderr, code := mfabridge(t, []string{"NAS_SECRET=env-nas-secret-value-55", "STORE_KEY=" + storeKey}, "check-config", "--config", cfg)
 	if code != 0 {
 		t.Fatalf("exit status %d:\n%s", code, stderr)
 	}
-	for _, secret := range []string{"literal-client-secret-99", "env-nas-secret-value-55", "ldap-secret-value-77"} {
+	for _, secret := range []string{"literal-client-secret-99", "env-nas-secret-value-55", "ldap-secret-value-77", storeKey} {
 		if strings.Contains(out+stderr, secret) {
 			t.Errorf("check-config printed the secret %q", secret)
 		}

@@ -84,6 +84,9 @@ func newUser(t *testing.T, groups ...string) harness.User {
 	return u
 }
 
+// storeKey opens every test bridge's enrolment store.
+const storeKey = "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0"
+
 // Shared secrets of the test clients.
 const (
 	secretLocal = "local-shared-secret-0001"
@@ -104,6 +107,7 @@ type conf struct {
 	CA            string
 	ServiceDN     string
 	PeopleDN      string
+	Dir           string // set by startBridge
 }
 
 const defaultClients = `  - name: local
@@ -150,6 +154,7 @@ ldap:
   base_dn: "{{.PeopleDN}}"
   timeout: {{.Timeout}}
 {{.LDAPExtra}}
+store: {path: "{{.Dir}}/store.db", key: env:STORE_KEY}
 policies:
 {{.Policies}}
 logging: {level: debug, format: json}
@@ -190,6 +195,7 @@ func startBridge(t *testing.T, c conf) *bridge {
 	def(&c.ServiceDN, harness.ServiceDN)
 	def(&c.PeopleDN, harness.PeopleDN)
 	dir := t.TempDir()
+	c.Dir = dir
 	path := filepath.Join(dir, "mfabridge.yaml")
 	f, err := os.Create(path)
 	if err != nil {
@@ -200,7 +206,7 @@ func startBridge(t *testing.T, c conf) *bridge {
 	}
 	f.Close()
 	b, err := harness.StartBridge(env.bin, path, "LOCAL_SECRET="+secretLocal, "OTHER_SECRET="+secretOther,
-		"LDAP_PASSWORD="+harness.ServicePass)
+		"LDAP_PASSWORD="+harness.ServicePass, "STORE_KEY="+storeKey)
 	if err != nil {
 		t.Fatal(err)
 	}

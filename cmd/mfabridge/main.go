@@ -34,6 +34,8 @@ func commands() []command {
 	return []command{
 		{"serve", "run the RADIUS server", runServe},
 		{"check-config", "validate a configuration file and print a redacted summary", runCheckConfig},
+		{"enrol", "enrol a second factor: totp, hotp, confirm, import", runEnrol},
+		{"user", "show, reset, remove or set the default method of a user", runUser},
 		{"test-auth", "send an Access-Request like a NAS and answer challenges", runTestAuth},
 		{"version", "print the version", runVersion},
 	}

@@ -21,8 +21,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mfabridge/mfabridge/config"
+	"github.com/mfabridge/mfabridge/factors"
+	"github.com/mfabridge/mfabridge/factors/otp"
 	"github.com/mfabridge/mfabridge/internal/admin"
 	"github.com/mfabridge/mfabridge/internal/audit"
+	"github.com/mfabridge/mfabridge/internal/state"
+	"github.com/mfabridge/mfabridge/internal/store"
 	"github.com/mfabridge/mfabridge/ldapbind"
 	"github.com/mfabridge/mfabridge/radius"
 )
@@ -70,7 +74,7 @@ func newLogger(l config.Logging, w io.Writer) *slog.Logger {
 }
 
 // graph is everything built from one configuration; a reload builds a new
-// one and swaps it in.
+// one and swaps it in. The stores outlive graphs: they are opened once.
 type graph struct {
 	cfg     *config.Config
 	dir     *ldapbind.Directory
@@ -78,25 +82,64 @@ type graph struct {
 	conv    *radius.Conversation
 }
 
-func build(cfg *config.Config, log *slog.Logger, aud *audit.Log, m *radius.Metrics) (*graph, error) {
+// backends are opened once per process.
+type backends struct {
+	store *store.Store // nil when no store is configured
+	state *state.Memory
+	aud   *audit.Log
+	m     *radius.Metrics
+}
+
+func build(cfg *config.Config, log *slog.Logger, be *backends) (*graph, error) {
 	dir, err := ldapbind.New(cfg.LDAP, ldapbind.Options{Log: log.With("component", "ldap")})
 	if err != nil {
 		return nil, err
 	}
-	conv, err := radius.NewConversation(radius.ConversationOptions{
+	opts := radius.ConversationOptions{
 		Directory:            dir,
+		State:                be.state,
+		Factors:              buildFactors(cfg, be),
 		Policies:             cfg.Policies,
 		Username:             cfg.Server.Username,
 		ReportPasswordExpiry: cfg.LDAP.ReportPasswordExpiry,
-		Audit:                aud,
-		Metrics:              m,
+		ChallengeTimeout:     cfg.Server.ChallengeTimeout,
+		Lockout:              cfg.Lockout,
+		Audit:                be.aud,
+		Metrics:              be.m,
 		Log:                  log,
-	})
+	}
+	if be.store != nil {
+		opts.Enrolments = be.store
+	}
+	conv, err := radius.NewConversation(opts)
 	if err != nil {
 		dir.Close()
 		return nil, err
 	}
 	return &graph{cfg: cfg, dir: dir, clients: radius.NewClientTable(cfg.Clients), conv: conv}, nil
+}
+
+// buildFactors lists the second factors this process can offer.
+func buildFactors(cfg *config.Config, be *backends) []factors.Factor {
+	if be.store == nil {
+		return nil
+	}
+	return []factors.Factor{
+		otp.NewTOTP(cfg.Factors.TOTP.Skew, be.state, nil),
+		otp.NewHOTP(cfg.Factors.HOTP.LookAhead, be.store),
+	}
+}
+
+// openStore opens the enrolment store when the configuration has a key.
+func openStore(cfg *config.Config) (*store.Store, error) {
+	if cfg.Store.Key.IsZero() {
+		return nil, nil
+	}
+	key, err := config.DecodeKey(cfg.Store.Key.Value())
+	if err != nil {
+		return nil, fmt.Errorf("store.key: %w", err)
+	}
+	return store.Open(cfg.Store.Path, key)
 }
 
 func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logger, stdout io.Writer) error {
@@ -105,13 +148,19 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 		return err
 	}
 	defer closeAudit()
-	aud := audit.New(auditOut)
-
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics := radius.NewMetrics(reg)
+	be := &backends{aud: audit.New(auditOut), m: radius.NewMetrics(reg), state: state.NewMemory(state.MemoryOptions{})}
+	defer be.state.Close()
+	if be.store, err = openStore(cfg); err != nil {
+		return err
+	}
+	if be.store != nil {
+		defer be.store.Close()
+	}
+	metrics := be.m
 
-	g, err := build(cfg, log, aud, metrics)
+	g, err := build(cfg, log, be)
 	if err != nil {
 		return err
 	}
@@ -155,7 +204,13 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 					}
 					return nil
 				}},
-				{Name: "ldap", Func: current.Load().dir.Ping},
+				{Name: "ldap", Func: func(ctx context.Context) error { return current.Load().dir.Ping(ctx) }},
+				{Name: "store", Func: func(ctx context.Context) error {
+					if be.store == nil {
+						return nil
+					}
+					return be.store.Ping(ctx)
+				}},
 			}
 		}
 		adminSrv = &http.Server{Handler: admin.Handler(reg, checks), ReadHeaderTimeout: 5 * time.Second}
@@ -196,7 +251,7 @@ loop:
 			runErr = err
 			break loop
 		case <-hup:
-			reload(path, &current, srv, log, aud, metrics)
+			reload(path, &current, srv, log, be)
 		}
 	}
 
@@ -210,7 +265,7 @@ loop:
 		adminSrv.Shutdown(sctx)
 	}
 	current.Load().dir.Close()
-	if err := aud.Err(); err != nil {
+	if err := be.aud.Err(); err != nil {
 		log.Error("audit log write failed", "err", err)
 	}
 	log.Info("mfabridge stopped")
@@ -219,14 +274,18 @@ loop:
 
 // reload builds a new graph from the file and swaps it in; a file that
 // does not load is refused with one log line and the old graph stays.
-func reload(path string, current *atomic.Pointer[graph], srv *radius.Server, log *slog.Logger, aud *audit.Log, m *radius.Metrics) {
+func reload(path string, current *atomic.Pointer[graph], srv *radius.Server, log *slog.Logger, be *backends) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		log.Error("reload refused; the running configuration stays in force", "err", err.Error())
 		return
 	}
 	old := current.Load()
-	g, err := build(cfg, log, aud, m)
+	if cfg.Store.Path != old.cfg.Store.Path || cfg.Store.Key.Source() != old.cfg.Store.Key.Source() {
+		log.Error("reload refused; the running configuration stays in force", "err", "store.path and store.key change only on restart")
+		return
+	}
+	g, err := build(cfg, log, be)
 	if err != nil {
 		log.Error("reload refused; the running configuration stays in force", "err", err.Error())
 		return

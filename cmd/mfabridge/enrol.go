@@ -1,0 +1,412 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base32"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mdp/qrterminal/v3"
+	potp "github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+	"golang.org/x/term"
+
+	"github.com/mfabridge/mfabridge/config"
+	"github.com/mfabridge/mfabridge/factors"
+	"github.com/mfabridge/mfabridge/factors/otp"
+	"github.com/mfabridge/mfabridge/internal/state"
+	"github.com/mfabridge/mfabridge/internal/store"
+	"github.com/mfabridge/mfabridge/radius"
+)
+
+const enrolUsage = `mfabridge enrol totp    --config FILE --user U [--secret BASE32] [--code CODE] [--no-qr] [--replace]
+       mfabridge enrol hotp    --config FILE --user U --secret HEX|BASE32 [--counter N] [--digits 6|8] [--replace]
+       mfabridge enrol confirm --config FILE --user U --code CODE
+       mfabridge enrol import  --config FILE --csv FILE [--replace]
+       mfabridge enrol cert    --config FILE --user U --file cert.pem`
+
+func runEnrol(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage:", enrolUsage)
+		return exitUsage
+	}
+	switch args[0] {
+	case "totp":
+		return enrolTOTP(ctx, args[1:], stdin, stdout, stderr)
+	case "hotp":
+		return enrolHOTP(ctx, args[1:], stdout, stderr)
+	case "confirm":
+		return enrolConfirm(ctx, args[1:], stdout, stderr)
+	case "import":
+		return enrolImport(ctx, args[1:], stdout, stderr)
+	case "cert":
+		fmt.Fprintln(stderr, "mfabridge: enrol cert: smartcard certificates are not available in this version")
+		return exitFail
+	}
+	fmt.Fprintf(stderr, "mfabridge: unknown enrol method %q\nusage: %s\n", args[0], enrolUsage)
+	return exitUsage
+}
+
+// decodeBase32 reads a base32 secret as authenticator exports write it:
+// any case, spaces or dashes between groups, padding optional.
+func decodeBase32(s string) ([]byte, error) {
+	s = strings.ToUpper(strings.NewReplacer(" ", "", "-", "").Replace(strings.TrimSpace(s)))
+	s = strings.TrimRight(s, "=")
+	b, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(s)
+	if err != nil {
+		return nil, errors.New("not valid base32")
+	}
+	return b, nil
+}
+
+// decodeHOTPSecret reads an HOTP seed. Token vendors ship seeds in hex;
+// "hex:" or "base32:" in front says which. Without a prefix, hex of 16,
+// 20, 32 or 64 bytes is read as hex, anything else as base32.
+func decodeHOTPSecret(s string) ([]byte, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case strings.HasPrefix(s, "hex:"):
+		b, err := hex.DecodeString(strings.TrimPrefix(s, "hex:"))
+		if err != nil {
+			return nil, errors.New("not valid hex")
+		}
+		return b, nil
+	case strings.HasPrefix(s, "base32:"):
+		return decodeBase32(strings.TrimPrefix(s, "base32:"))
+	}
+	if b, err := hex.DecodeString(s); err == nil && (len(b) == 16 || len(b) == 20 || len(b) == 32 || len(b) == 64) {
+		return b, nil
+	}
+	return decodeBase32(s)
+}
+
+// checkSecretLength refuses keys too short to resist guessing (RFC 4226
+// §4 asks for at least 128 bits) and absurdly long ones.
+func checkSecretLength(b []byte) error {
+	if len(b) < 16 {
+		return fmt.Errorf("the secret is %d bytes; at least 16 (128 bits) are required", len(b))
+	}
+	if len(b) > 128 {
+		return fmt.Errorf("the secret is %d bytes; at most 128 are accepted", len(b))
+	}
+	return nil
+}
+
+func totpCredential(cfg *config.Config, secret []byte, active bool) factors.Credential {
+	t := cfg.Factors.TOTP
+	return factors.Credential{Method: factors.TOTP, Secret: secret, Algorithm: t.Algorithm, Digits: t.Digits,
+		Period: int(t.Period / time.Second), Active: active}
+}
+
+func enrolTOTP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	a := newAdminFlags("enrol totp", stderr)
+	secretFlag := a.fs.String("secret", "", "import an existing base32 secret (active at once)")
+	code := a.fs.String("code", "", "a code from the app, to activate without a prompt")
+	noQR := a.fs.Bool("no-qr", false, "do not print the QR code")
+	replace := a.fs.Bool("replace", false, "replace an existing TOTP credential")
+	if err := a.fs.Parse(args); err != nil || a.fs.NArg() > 0 {
+		return exitUsage
+	}
+	err := func() error {
+		cfg, st, user, err := a.open()
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if *secretFlag != "" {
+			secret, err := decodeBase32(*secretFlag)
+			if err == nil {
+				err = checkSecretLength(secret)
+			}
+			if err != nil {
+				return fmt.Errorf("--secret: %w", err)
+			}
+			if err := st.Put(ctx, user, totpCredential(cfg, secret, true), *replace); err != nil {
+				return replaceHint(err)
+			}
+			fmt.Fprintf(stdout, "imported an active TOTP credential for %s\n", user)
+			return nil
+		}
+		t := cfg.Factors.TOTP
+		key, err := totp.Generate(totp.GenerateOpts{Issuer: t.Issuer, AccountName: user, Period: uint(t.Period / time.Second),
+			SecretSize: 20, Digits: potp.Digits(t.Digits), Algorithm: otp.Algorithm(t.Algorithm)})
+		if err != nil {
+			return err
+		}
+		secret, err := decodeBase32(key.Secret())
+		if err != nil {
+			return err
+		}
+		if err := st.Put(ctx, user, totpCredential(cfg, secret, false), *replace); err != nil {
+			return replaceHint(err)
+		}
+		fmt.Fprintf(stdout, "Scan this with the authenticator app of %s, or type the secret %s\n\n", user, key.Secret())
+		if !*noQR {
+			qrterminal.GenerateWithConfig(key.URL(), qrterminal.Config{Level: qrterminal.L, Writer: stdout, HalfBlocks: true,
+				BlackChar: qrterminal.BLACK_BLACK, WhiteBlackChar: qrterminal.WHITE_BLACK, WhiteChar: qrterminal.WHITE_WHITE,
+				BlackWhiteChar: qrterminal.BLACK_WHITE, QuietZone: 2})
+		}
+		fmt.Fprintf(stdout, "%s\n\n", key.URL())
+		answer := *code
+		if answer == "" {
+			f, ok := stdin.(*os.File)
+			if !ok || !term.IsTerminal(int(f.Fd())) {
+				fmt.Fprintf(stdout, "The credential is pending until a first code confirms it:\n  mfabridge enrol confirm --config %s --user %s --code CODE\n", *a.config, user)
+				return nil
+			}
+			fmt.Fprint(stdout, "Type the code the app shows now, to activate it: ")
+			line, _ := bufio.NewReader(stdin).ReadString('\n')
+			answer = strings.TrimSpace(line)
+		}
+		return confirm(ctx, cfg, st, user, answer, stdout)
+	}()
+	return exitFor(err, stderr, enrolUsage)
+}
+
+func replaceHint(err error) error {
+	if errors.Is(err, store.ErrExists) {
+		return fmt.Errorf("%w; add --replace to replace it", err)
+	}
+	return err
+}
+
+// confirm activates a pending TOTP credential when code is right.
+func confirm(ctx context.Context, cfg *config.Config, st *store.Store, user, code string, stdout io.Writer) error {
+	enr, err := st.Enrolment(ctx, user)
+	if err != nil {
+		return err
+	}
+	var pending *factors.Credential
+	for i, c := range enr.Credentials {
+		if c.Method == factors.TOTP && !c.Active {
+			pending = &enr.Credentials[i]
+		}
+	}
+	if pending == nil {
+		return fmt.Errorf("%s has no pending TOTP credential to confirm", user)
+	}
+	pending.Active = true
+	mem := state.NewMemory(state.MemoryOptions{Sweep: -1})
+	defer mem.Close()
+	u := &factors.User{Name: user, Enrolment: &factors.Enrolment{Credentials: []factors.Credential{*pending}}}
+	if err := otp.NewTOTP(cfg.Factors.TOTP.Skew, mem, nil).Check(ctx, u, code); err != nil {
+		return fmt.Errorf("that code does not match (check the phone's clock); the credential stays pending: %w", err)
+	}
+	if err := st.Activate(ctx, user, factors.TOTP); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "TOTP is active for %s\n", user)
+	return nil
+}
+
+func enrolConfirm(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a := newAdminFlags("enrol confirm", stderr)
+	code := a.fs.String("code", "", "a code from the app (required)")
+	if err := a.fs.Parse(args); err != nil || a.fs.NArg() > 0 {
+		return exitUsage
+	}
+	err := func() error {
+		if *code == "" {
+			return errUsage
+		}
+		cfg, st, user, err := a.open()
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return confirm(ctx, cfg, st, user, *code, stdout)
+	}()
+	return exitFor(err, stderr, enrolUsage)
+}
+
+func enrolHOTP(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a := newAdminFlags("enrol hotp", stderr)
+	secretFlag := a.fs.String("secret", "", "the token's seed, hex or base32 (required)")
+	counter := a.fs.Uint64("counter", 0, "the token's next counter")
+	digits := a.fs.Int("digits", 6, "code length: 6 or 8")
+	replace := a.fs.Bool("replace", false, "replace an existing HOTP credential")
+	if err := a.fs.Parse(args); err != nil || a.fs.NArg() > 0 {
+		return exitUsage
+	}
+	err := func() error {
+		if *secretFlag == "" || (*digits != 6 && *digits != 8) {
+			return errUsage
+		}
+		_, st, user, err := a.open()
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		secret, err := decodeHOTPSecret(*secretFlag)
+		if err == nil {
+			err = checkSecretLength(secret)
+		}
+		if err != nil {
+			return fmt.Errorf("--secret: %w", err)
+		}
+		c := factors.Credential{Method: factors.HOTP, Secret: secret, Algorithm: "SHA1", Digits: *digits, Counter: *counter, Active: true}
+		if err := st.Put(ctx, user, c, *replace); err != nil {
+			return replaceHint(err)
+		}
+		fmt.Fprintf(stdout, "HOTP token enrolled for %s at counter %d\n", user, *counter)
+		return nil
+	}()
+	return exitFor(err, stderr, enrolUsage)
+}
+
+// importLine is one parsed CSV line.
+type importLine struct {
+	user string
+	cred factors.Credential
+}
+
+// parseImport reads user,type,secret[,counter] lines (a header line
+// starting with "user" and lines starting with # are skipped) and reports
+// every bad line; it returns lines only when all are good.
+func parseImport(r io.Reader, name string, cfg *config.Config) ([]importLine, []string) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.Comment = '#'
+	cr.TrimLeadingSpace = true
+	var out []importLine
+	var bad []string
+	seen := map[string]int{}
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		line, _ := cr.FieldPos(0)
+		if err != nil {
+			var pe *csv.ParseError
+			if errors.As(err, &pe) {
+				line = pe.Line
+			}
+			bad = append(bad, fmt.Sprintf("%s:%d: %v", name, line, err))
+			if pe == nil {
+				break
+			}
+			continue
+		}
+		if len(out) == 0 && len(bad) == 0 && len(rec) > 0 && strings.EqualFold(strings.TrimSpace(rec[0]), "user") {
+			continue
+		}
+		problem := func(msg string) { bad = append(bad, fmt.Sprintf("%s:%d: %s", name, line, msg)) }
+		if len(rec) < 3 || len(rec) > 4 {
+			problem(fmt.Sprintf("%d fields; want user,type,secret[,counter]", len(rec)))
+			continue
+		}
+		user, err := radius.NormaliseUsername(rec[0], cfg.Server.Username)
+		if err != nil {
+			problem(fmt.Sprintf("user %q: %v", rec[0], err))
+			continue
+		}
+		typ := strings.ToLower(strings.TrimSpace(rec[1]))
+		var c factors.Credential
+		switch typ {
+		case "totp":
+			secret, err := decodeBase32(rec[2])
+			if err == nil {
+				err = checkSecretLength(secret)
+			}
+			if err != nil {
+				problem("secret: " + err.Error())
+				continue
+			}
+			if len(rec) == 4 && strings.TrimSpace(rec[3]) != "" {
+				problem("a counter is only for hotp")
+				continue
+			}
+			c = totpCredential(cfg, secret, true)
+		case "hotp":
+			secret, err := decodeHOTPSecret(rec[2])
+			if err == nil {
+				err = checkSecretLength(secret)
+			}
+			if err != nil {
+				problem("secret: " + err.Error())
+				continue
+			}
+			var n uint64
+			if len(rec) == 4 && strings.TrimSpace(rec[3]) != "" {
+				if n, err = strconv.ParseUint(strings.TrimSpace(rec[3]), 10, 63); err != nil {
+					problem(fmt.Sprintf("counter %q is not a whole number", rec[3]))
+					continue
+				}
+			}
+			c = factors.Credential{Method: factors.HOTP, Secret: secret, Algorithm: "SHA1", Digits: 6, Counter: n, Active: true}
+		default:
+			problem(fmt.Sprintf("type %q is not totp or hotp", rec[1]))
+			continue
+		}
+		k := user + "\x00" + typ
+		if first, dup := seen[k]; dup {
+			problem(fmt.Sprintf("%s %s is also on line %d", user, typ, first))
+			continue
+		}
+		seen[k] = line
+		out = append(out, importLine{user: user, cred: c})
+	}
+	if len(bad) > 0 {
+		return nil, bad
+	}
+	return out, nil
+}
+
+func enrolImport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newAdminFlags("enrol import", stderr)
+	csvPath := fs.fs.String("csv", "", "CSV file of user,type,secret[,counter] (required)")
+	replace := fs.fs.Bool("replace", false, "replace credentials users already hold")
+	if err := fs.fs.Parse(args); err != nil || fs.fs.NArg() > 0 || *csvPath == "" || *fs.config == "" {
+		fmt.Fprintln(stderr, "usage:", enrolUsage)
+		return exitUsage
+	}
+	err := func() error {
+		cfg, err := config.Load(*fs.config)
+		if err != nil {
+			return err
+		}
+		f, err := os.Open(*csvPath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		lines, bad := parseImport(f, *csvPath, cfg)
+		if len(bad) > 0 {
+			for _, b := range bad {
+				fmt.Fprintln(stderr, b)
+			}
+			return fmt.Errorf("%d bad lines in %s; nothing was imported", len(bad), *csvPath)
+		}
+		if len(lines) == 0 {
+			return fmt.Errorf("%s holds no credentials; nothing was imported", *csvPath)
+		}
+		st, err := openStore(cfg)
+		if err != nil {
+			return err
+		}
+		if st == nil {
+			return fmt.Errorf("%s: store.key is not set", *fs.config)
+		}
+		defer st.Close()
+		users := make([]string, len(lines))
+		creds := make([]factors.Credential, len(lines))
+		for i, l := range lines {
+			users[i], creds[i] = l.user, l.cred
+		}
+		if err := st.Import(ctx, users, creds, *replace); err != nil {
+			return fmt.Errorf("%w; nothing was imported", replaceHint(err))
+		}
+		fmt.Fprintf(stdout, "imported %d credentials from %s\n", len(lines), *csvPath)
+		return nil
+	}()
+	return exitFor(err, stderr, enrolUsage)
+}

@@ -1,0 +1,205 @@
+package otp
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/base32"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/hotp"
+
+	"github.com/mfabridge/mfabridge/factors"
+)
+
+// Guard is a once-only check: Once reports true the first time key is
+// seen within ttl. The ephemeral state store provides it.
+type Guard interface {
+	SetNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error)
+}
+
+// Counters moves a user's HOTP counter forward atomically. The enrolment
+// store provides it.
+type Counters interface {
+	// AdvanceCounter sets the counter from from to to if it is still from,
+	// and reports whether it did.
+	AdvanceCounter(ctx context.Context, user string, from, to uint64) (bool, error)
+}
+
+// TOTP is the authenticator-app factor.
+type TOTP struct {
+	skew  int
+	guard Guard
+	now   func() time.Time
+}
+
+// NewTOTP returns the TOTP factor; skew is the number of time steps
+// accepted either side of now.
+func NewTOTP(skew int, guard Guard, now func() time.Time) *TOTP {
+	if now == nil {
+		now = time.Now
+	}
+	return &TOTP{skew: skew, guard: guard, now: now}
+}
+
+func (t *TOTP) Method() factors.Method { return factors.TOTP }
+func (t *TOTP) Label() string          { return "the code from your authenticator app" }
+
+func (t *TOTP) Enrolled(u *factors.User) bool {
+	_, ok := u.Enrolment.Credential(factors.TOTP)
+	return ok
+}
+
+// CodeLength is the number of digits the user's app shows.
+func (t *TOTP) CodeLength(u *factors.User) int {
+	c, _ := u.Enrolment.Credential(factors.TOTP)
+	return c.Digits
+}
+
+// Check accepts a code for the current time step or up to skew steps
+// either side, once per step.
+func (t *TOTP) Check(ctx context.Context, u *factors.User, answer string) error {
+	c, ok := u.Enrolment.Credential(factors.TOTP)
+	if !ok {
+		return factors.ErrNotEnrolled
+	}
+	code, ok := normalise(answer, c.Digits)
+	if !ok {
+		return factors.ErrWrongCode
+	}
+	period := int64(c.Period)
+	if period <= 0 {
+		period = 30
+	}
+	cur := t.now().Unix() / period
+	matched, found := int64(0), false
+	for d := -int64(t.skew); d <= int64(t.skew); d++ {
+		if cur+d < 0 {
+			continue
+		}
+		if equal(code, generate(c, uint64(cur+d))) && !found {
+			matched, found = cur+d, true
+		}
+	}
+	if !found {
+		return factors.ErrWrongCode
+	}
+	// The step stays guarded for as long as it could be accepted.
+	ttl := time.Duration(period*(2*int64(t.skew)+2)) * time.Second
+	first, err := t.guard.SetNX(ctx, "otp:totp:"+u.Name+":"+strconv.FormatInt(matched, 10), []byte{1}, ttl)
+	if err != nil {
+		return fmt.Errorf("otp: replay guard: %w", err)
+	}
+	if !first {
+		return factors.ErrReplayed
+	}
+	return nil
+}
+
+// HOTP is the hardware-token factor.
+type HOTP struct {
+	lookAhead int
+	counters  Counters
+}
+
+// NewHOTP returns the HOTP factor; lookAhead counters past the stored one
+// are tried, which resynchronises a token pressed without logging in.
+func NewHOTP(lookAhead int, counters Counters) *HOTP {
+	return &HOTP{lookAhead: lookAhead, counters: counters}
+}
+
+func (h *HOTP) Method() factors.Method { return factors.HOTP }
+func (h *HOTP) Label() string          { return "the code from your hardware token" }
+
+func (h *HOTP) Enrolled(u *factors.User) bool {
+	_, ok := u.Enrolment.Credential(factors.HOTP)
+	return ok
+}
+
+// CodeLength is the number of digits the token shows.
+func (h *HOTP) CodeLength(u *factors.User) int {
+	c, _ := u.Enrolment.Credential(factors.HOTP)
+	return c.Digits
+}
+
+// Check accepts the code for the stored counter or one up to lookAhead
+// past it, then moves the counter past the match by compare-and-set: of
+// two requests with the same code, one wins.
+func (h *HOTP) Check(ctx context.Context, u *factors.User, answer string) error {
+	c, ok := u.Enrolment.Credential(factors.HOTP)
+	if !ok {
+		return factors.ErrNotEnrolled
+	}
+	code, ok := normalise(answer, c.Digits)
+	if !ok {
+		return factors.ErrWrongCode
+	}
+	matched, found := uint64(0), false
+	for i := 0; i <= h.lookAhead; i++ {
+		if equal(code, generate(c, c.Counter+uint64(i))) && !found {
+			matched, found = c.Counter+uint64(i), true
+		}
+	}
+	if !found {
+		return factors.ErrWrongCode
+	}
+	moved, err := h.counters.AdvanceCounter(ctx, u.Name, c.Counter, matched+1)
+	if err != nil {
+		return fmt.Errorf("otp: hotp counter: %w", err)
+	}
+	if !moved {
+		return factors.ErrReplayed
+	}
+	return nil
+}
+
+// normalise strips spaces and checks the code is digits of the right
+// length.
+func normalise(answer string, digits int) (string, bool) {
+	s := strings.ReplaceAll(strings.TrimSpace(answer), " ", "")
+	if len(s) != digits {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return "", false
+		}
+	}
+	return s, true
+}
+
+func equal(a, b string) bool { return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1 }
+
+var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// generate computes the code for counter (RFC 4226; RFC 6238 is the same
+// with the time step as the counter).
+func generate(c factors.Credential, counter uint64) string {
+	code, err := hotp.GenerateCodeCustom(b32.EncodeToString(c.Secret), counter, hotp.ValidateOpts{
+		Digits:    otp.Digits(c.Digits),
+		Algorithm: Algorithm(c.Algorithm),
+	})
+	if err != nil {
+		return ""
+	}
+	return code
+}
+
+// Algorithm maps a configured name to pquerna's type; unknown names are
+// SHA1, which config validation rules out.
+func Algorithm(name string) otp.Algorithm {
+	switch name {
+	case "SHA256":
+		return otp.AlgorithmSHA256
+	case "SHA512":
+		return otp.AlgorithmSHA512
+	}
+	return otp.AlgorithmSHA1
+}
+
+// Generate returns the code for counter; tests and the demo use it to
+// play the part of an authenticator.
+func Generate(c factors.Credential, counter uint64) string { return generate(c, counter) }

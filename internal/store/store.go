@@ -1,0 +1,420 @@
+// Package store is the enrolment store: each user's second-factor
+// credentials (TOTP and HOTP secrets, the HOTP counter, the default
+// method) and the lockout epoch, in one SQLite file through the pure-Go
+// modernc.org/sqlite.
+//
+// The file is in WAL mode with a busy timeout, so the admin commands and a
+// running server use it at the same time, and every write is synchronous
+// (durable before the command reports success; a crash or kill never
+// leaves a half-written credential). Secrets are sealed with AES-256-GCM
+// under store.key, bound to their user and method; a missing or wrong key
+// is an error, never a new empty store. The SQL is plain database/sql so
+// that a PostgreSQL backend can share the schema.
+//
+// It must not import radius, ldapbind or the factor packages.
+package store
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/mfabridge/mfabridge/factors"
+)
+
+// ErrWrongKey means store.key is not the key the store was created with.
+var ErrWrongKey = errors.New("store: store.key does not open this store (it was created with another key); nothing was changed")
+
+// ErrNotFound means the user holds no such credential.
+var ErrNotFound = errors.New("store: no such credential")
+
+// ErrExists means the user already holds a credential of that method.
+var ErrExists = errors.New("store: the user already holds a credential of this method")
+
+// Store is an open enrolment store. It is safe for concurrent use.
+type Store struct {
+	db   *sql.DB
+	aead cipher.AEAD
+	now  func() time.Time
+	path string
+}
+
+// keyCheck is sealed under the key when a store is created; opening
+// unseals it to prove the key is right before anything is read or written.
+const keyCheck = "mfabridge enrolment store key check"
+
+// Open opens or creates the store at path with a 32-byte key.
+func Open(path string, key []byte) (*Store, error) {
+	if len(key) != 32 {
+		return nil, fmt.Errorf("store: the key must be 32 bytes, not %d (create one with: openssl rand -hex 32)", len(key))
+	}
+	if path == "" {
+		return nil, errors.New("store: no path")
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("store: directory %s does not exist: create it, owned by the user mfabridge runs as", dir)
+		}
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{}
+	for _, p := range []string{"busy_timeout(5000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"} {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(8)
+	s := &Store{db: db, aead: aead, now: time.Now, path: path}
+	if err := s.init(context.Background()); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Ping checks the database answers: readiness.
+func (s *Store) Ping(ctx context.Context) error {
+	var n int
+	return s.db.QueryRowContext(ctx, "SELECT count(*) FROM meta").Scan(&n)
+}
+
+// migrations are applied in order, each once; schema_version in meta
+// counts those applied. Append only.
+var migrations = []string{
+	`CREATE TABLE users (
+		name          TEXT PRIMARY KEY,
+		lockout_epoch INTEGER NOT NULL DEFAULT 0
+	);
+	CREATE TABLE credentials (
+		user         TEXT NOT NULL,
+		method       TEXT NOT NULL,
+		secret       BLOB NOT NULL,   -- nonce || AES-256-GCM(secret), additional data "user NUL method"
+		algorithm    TEXT NOT NULL,
+		digits       INTEGER NOT NULL,
+		period       INTEGER NOT NULL,
+		counter      INTEGER NOT NULL DEFAULT 0,
+		active       INTEGER NOT NULL,
+		is_default   INTEGER NOT NULL DEFAULT 0,
+		created_at   INTEGER NOT NULL,
+		last_used_at INTEGER NOT NULL DEFAULT 0,
+		PRIMARY KEY (user, method)
+	);`,
+}
+
+func (s *Store) init(ctx context.Context) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.openError(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)`); err != nil {
+		return s.openError(err)
+	}
+	var check []byte
+	err = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'key_check'`).Scan(&check)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		var tables int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name != 'meta'`).Scan(&tables); err != nil {
+			return s.openError(err)
+		}
+		if tables > 0 {
+			return fmt.Errorf("store: %s holds tables but no key check: it is not an mfabridge store; nothing was changed", s.path)
+		}
+		sealed, err := s.seal([]byte(keyCheck), "meta", "key_check")
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (name, value) VALUES ('key_check', ?), ('schema_version', '0')`, sealed); err != nil {
+			return s.openError(err)
+		}
+	case err != nil:
+		return s.openError(err)
+	default:
+		if plain, err := s.open(check, "meta", "key_check"); err != nil || string(plain) != keyCheck {
+			return ErrWrongKey
+		}
+	}
+	var version int
+	if err := tx.QueryRowContext(ctx, `SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'schema_version'`).Scan(&version); err != nil {
+		return s.openError(err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("store: %s has schema version %d, newer than this mfabridge knows (%d): upgrade mfabridge", s.path, version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("store: migration %d: %w", i+1, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE name = 'schema_version'`, fmt.Sprint(len(migrations))); err != nil {
+		return s.openError(err)
+	}
+	return s.commit(tx)
+}
+
+func (s *Store) openError(err error) error {
+	msg := err.Error()
+	if strings.Contains(msg, "not a database") || strings.Contains(msg, "file is encrypted") {
+		return fmt.Errorf("store: %s is not an SQLite database; nothing was changed", s.path)
+	}
+	if strings.Contains(msg, "readonly") || strings.Contains(msg, "read-only") || strings.Contains(msg, "unable to open") {
+		return fmt.Errorf("store: %s: %w (mfabridge needs to read and write the file and its directory)", s.path, err)
+	}
+	return fmt.Errorf("store: %s: %w", s.path, err)
+}
+
+func (s *Store) commit(tx *sql.Tx) error {
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// seal encrypts plain with a fresh nonce, bound to user and method so
+// that a sealed secret copied to another row does not open.
+func (s *Store) seal(plain []byte, user, method string) ([]byte, error) {
+	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(plain)+s.aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return s.aead.Seal(nonce, nonce, plain, aad(user, method)), nil
+}
+
+func (s *Store) open(sealed []byte, user, method string) ([]byte, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < n {
+		return nil, errors.New("store: sealed value too short")
+	}
+	return s.aead.Open(nil, sealed[:n], sealed[n:], aad(user, method))
+}
+
+func aad(user, method string) []byte { return []byte(user + "\x00" + method) }
+
+// Enrolment returns the user's credentials (pending ones included) and
+// lockout epoch; a user with nothing enrolled gets an empty Enrolment.
+func (s *Store) Enrolment(ctx context.Context, user string) (*factors.Enrolment, error) {
+	e := &factors.Enrolment{}
+	err := s.db.QueryRowContext(ctx, `SELECT lockout_epoch FROM users WHERE name = ?`, user).Scan(&e.LockoutEpoch)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: read %q: %w", user, err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT method, secret, algorithm, digits, period, counter, active, is_default, created_at, last_used_at
+		FROM credentials WHERE user = ? ORDER BY is_default DESC, created_at`, user)
+	if err != nil {
+		return nil, fmt.Errorf("store: read %q: %w", user, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c factors.Credential
+		var method string
+		var sealed []byte
+		var counter, created, used int64
+		if err := rows.Scan(&method, &sealed, &c.Algorithm, &c.Digits, &c.Period, &counter, &c.Active, &c.Default, &created, &used); err != nil {
+			return nil, fmt.Errorf("store: read %q: %w", user, err)
+		}
+		c.Method = factors.Method(method)
+		if c.Secret, err = s.open(sealed, user, method); err != nil {
+			return nil, fmt.Errorf("store: the %s secret of %q does not open under store.key (altered or moved row)", method, user)
+		}
+		c.Counter = uint64(counter)
+		c.Created = time.Unix(created, 0)
+		if used > 0 {
+			c.LastUsed = time.Unix(used, 0)
+		}
+		e.Credentials = append(e.Credentials, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: read %q: %w", user, err)
+	}
+	return e, nil
+}
+
+// Put stores a credential for user. With replace unset, an existing
+// credential of the same method is ErrExists. The first credential of a
+// user becomes the default.
+func (s *Store) Put(ctx context.Context, user string, c factors.Credential, replace bool) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer tx.Rollback()
+	if err := s.put(ctx, tx, user, c, replace); err != nil {
+		return err
+	}
+	return s.commit(tx)
+}
+
+func (s *Store) put(ctx context.Context, tx *sql.Tx, user string, c factors.Credential, replace bool) error {
+	sealed, err := s.seal(c.Secret, user, string(c.Method))
+	if err != nil {
+		return err
+	}
+	var exists, others int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE user = ? AND method = ?`, user, string(c.Method)).Scan(&exists); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if exists > 0 && !replace {
+		return fmt.Errorf("%w: %s holds %s", ErrExists, user, c.Method)
+	}
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE user = ? AND method != ?`, user, string(c.Method)).Scan(&others); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO users (name) VALUES (?) ON CONFLICT (name) DO NOTHING`, user); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO credentials (user, method, secret, algorithm, digits, period, counter, active, is_default, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (user, method) DO UPDATE SET secret = excluded.secret, algorithm = excluded.algorithm,
+			digits = excluded.digits, period = excluded.period, counter = excluded.counter, active = excluded.active,
+			created_at = excluded.created_at, last_used_at = 0`,
+		user, string(c.Method), sealed, c.Algorithm, c.Digits, c.Period, int64(c.Counter), c.Active, others == 0, s.now().Unix())
+	if err != nil {
+		return fmt.Errorf("store: write %s for %q: %w", c.Method, user, err)
+	}
+	return nil
+}
+
+// Activate marks a pending credential as confirmed.
+func (s *Store) Activate(ctx context.Context, user string, m factors.Method) error {
+	return s.exec1(ctx, `UPDATE credentials SET active = 1 WHERE user = ? AND method = ?`, user, string(m))
+}
+
+// SetDefault makes m the user's default method.
+func (s *Store) SetDefault(ctx context.Context, user string, m factors.Method) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE credentials SET is_default = (method = ?) WHERE user = ?`, string(m), user)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE user = ? AND method = ?`, user, string(m)).Scan(&n); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if affected, _ := res.RowsAffected(); affected == 0 || n == 0 {
+		return ErrNotFound
+	}
+	return s.commit(tx)
+}
+
+// Remove deletes the user's credential for m, or every credential when m
+// is empty, and returns how many went. A remaining credential becomes the
+// default if the default went.
+func (s *Store) Remove(ctx context.Context, user string, m factors.Method) (int, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	defer tx.Rollback()
+	var res sql.Result
+	if m == "" {
+		res, err = tx.ExecContext(ctx, `DELETE FROM credentials WHERE user = ?`, user)
+	} else {
+		res, err = tx.ExecContext(ctx, `DELETE FROM credentials WHERE user = ? AND method = ?`, user, string(m))
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	_, err = tx.ExecContext(ctx, `UPDATE credentials SET is_default = 1 WHERE user = ?1
+		AND NOT EXISTS (SELECT 1 FROM credentials WHERE user = ?1 AND is_default = 1)
+		AND method = (SELECT method FROM credentials WHERE user = ?1 ORDER BY created_at LIMIT 1)`, user)
+	if err != nil {
+		return 0, fmt.Errorf("store: %w", err)
+	}
+	return int(n), s.commit(tx)
+}
+
+// ResetLockout starts the user's lockout counters afresh (a new epoch).
+func (s *Store) ResetLockout(ctx context.Context, user string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO users (name, lockout_epoch) VALUES (?, 1)
+		ON CONFLICT (name) DO UPDATE SET lockout_epoch = lockout_epoch + 1`, user)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+// AdvanceCounter moves the HOTP counter from from to to if it is still
+// from: of two logins racing with the same code, one wins.
+func (s *Store) AdvanceCounter(ctx context.Context, user string, from, to uint64) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE credentials SET counter = ?, last_used_at = ? WHERE user = ? AND method = 'hotp' AND counter = ?`,
+		int64(to), s.now().Unix(), user, int64(from))
+	if err != nil {
+		return false, fmt.Errorf("store: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n == 1, nil
+}
+
+// lastUsedGranularity limits last-used writes to one per credential per
+// hour, so a TOTP login costs no write at all most of the time.
+const lastUsedGranularity = time.Hour
+
+// Used records a successful use of the credential, at most once an hour.
+func (s *Store) Used(ctx context.Context, user string, m factors.Method) error {
+	now := s.now().Unix()
+	_, err := s.db.ExecContext(ctx, `UPDATE credentials SET last_used_at = ? WHERE user = ? AND method = ? AND last_used_at < ?`,
+		now, user, string(m), now-int64(lastUsedGranularity/time.Second))
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) exec1(ctx context.Context, q string, args ...any) error {
+	res, err := s.db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Import stores every credential in one transaction: all or nothing.
+func (s *Store) Import(ctx context.Context, users []string, creds []factors.Credential, replace bool) error {
+	if len(users) != len(creds) {
+		return errors.New("store: import: users and credentials differ in number")
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer tx.Rollback()
+	for i := range users {
+		if err := s.put(ctx, tx, users[i], creds[i], replace); err != nil {
+			return fmt.Errorf("entry %d (%s): %w", i+1, users[i], err)
+		}
+	}
+	return s.commit(tx)
+}

@@ -1,0 +1,243 @@
+package radius
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"layeh.com/radius"
+	"layeh.com/radius/rfc2865"
+
+	"github.com/mfabridge/mfabridge/config"
+	"github.com/mfabridge/mfabridge/factors"
+)
+
+// decideUser handles a request whose User-Name is usable: a first login
+// (no State) or the answer to a challenge (State).
+func (c *Conversation) decideUser(ctx context.Context, p *radius.Packet, client *Client, pol *policy, user string) decision {
+	pws := attributesOf(p, rfc2865.UserPassword_Type)
+	if len(pws) != 1 {
+		return reject(ReasonBadRequest, msgFailed)
+	}
+	pw, err := decodePassword(pws[0], p.Secret, p.Authenticator)
+	if err != nil {
+		return reject(ReasonBadRequest, msgFailed)
+	}
+	if len(pw) == 0 {
+		// An empty simple bind is an anonymous bind, which many directories
+		// accept (RFC 4513 §5.1.2): never let one reach LDAP. An empty
+		// answer to a challenge is no code either.
+		return reject(ReasonEmptyPassword, msgFailed)
+	}
+	if st := rfc2865.State_Get(p); st != nil {
+		return c.answer(ctx, client, user, st, string(pw))
+	}
+	return c.login(ctx, client, pol, user, string(pw), callingStation(p))
+}
+
+// candidate is one way to read what the user typed: a password, and in
+// append mode the code after it.
+type candidate struct {
+	password, code string
+}
+
+// login is a request without State: password (and in append mode the
+// code), then the policy, then the second factor (DESIGN §2 steps 7–11).
+func (c *Conversation) login(ctx context.Context, client *Client, pol *policy, user, typed, station string) decision {
+	enr, err := c.enrolment(ctx, user)
+	if err != nil {
+		c.log.Error("enrolment store unavailable", "user", user, "err", err)
+		return reject(ReasonStoreDown, msgUnavailable)
+	}
+	lk := c.lockKeys(user, enr.LockoutEpoch)
+	if d, locked := c.checkLock(ctx, lk); locked {
+		return d
+	}
+	u := &factors.User{Name: user, Enrolment: enr}
+	remembered := pol.Remember > 0 && station != "" && c.isRemembered(ctx, client, user, station)
+
+	var found *factors.User
+	var used candidate
+	for _, cand := range c.candidates(pol, u, typed, remembered) {
+		start := c.now()
+		found, err = c.dir.Authenticate(ctx, user, cand.password)
+		c.metrics.Duration.WithLabelValues("ldap").Observe(c.now().Sub(start).Seconds())
+		if err == nil {
+			used = cand
+			break
+		}
+		if !errors.Is(err, factors.ErrBadCredentials) {
+			break
+		}
+	}
+	if err != nil {
+		d := c.primaryFailure(user, client, err)
+		if errors.Is(err, factors.ErrBadCredentials) {
+			c.countFailure(ctx, lk, false)
+		}
+		return d
+	}
+	found.Enrolment = enr
+
+	if d, done := c.applyPolicy(pol, found); done {
+		return d
+	}
+	if remembered && used.code == "" {
+		return accept(ReasonRemembered, pol.replyAttributes(found))
+	}
+	offered := c.offered(pol, found)
+	if len(offered) == 0 {
+		switch {
+		case pol.MFA == config.MFAOptional:
+			return accept(ReasonOptionalNoMethods, pol.replyAttributes(found))
+		case !c.anyFactor(pol):
+			return reject(ReasonMFAUnavailable, msgNoFactor)
+		case pol.Unenrolled == config.UnenrolledAllow:
+			return accept(ReasonUnenrolledAllowed, pol.replyAttributes(found))
+		}
+		return reject(ReasonNotEnrolled, msgNotEnrolled)
+	}
+
+	switch pol.Mode {
+	case config.ModeAppend:
+		if used.code == "" {
+			return reject(ReasonCodeMissing, "Type your password followed by "+c.labelsOf(offered)+".")
+		}
+		return c.verify(ctx, client, pol, found, lk, offered, used.code, station)
+	case config.ModeChallenge:
+		return c.challenge(ctx, client, pol, found, offered, pol.Attempts, station, c.promptFor(offered))
+	}
+	return reject(ReasonMFAUnavailable, msgNoFactor)
+}
+
+// candidates lists the readings of what the user typed, cheapest first,
+// so that a login costs one bind whenever possible:
+//   - challenge mode: all of it is the password;
+//   - append mode, user with code methods: the last N characters are the
+//     code when they are N digits, N being the code length of the user's
+//     methods (the default method's first); the rest is the password.
+//     When no such split exists, all of it is tried as the password and
+//     the login then fails for want of a code;
+//   - append mode, inside a remember window: all of it first (the mail
+//     client's saved password), then the splits.
+//
+// A password that ends in digits therefore never skips the second factor:
+// those digits are read as the code and must verify as one.
+func (c *Conversation) candidates(pol *policy, u *factors.User, typed string, remembered bool) []candidate {
+	if pol.Mode != config.ModeAppend {
+		return []candidate{{password: typed}}
+	}
+	var out []candidate
+	if remembered {
+		out = append(out, candidate{password: typed})
+	}
+	seen := map[int]bool{}
+	for _, m := range c.offered(pol, u) {
+		cl, ok := c.factors[m].(factors.CodeLength)
+		if !ok {
+			continue
+		}
+		n := cl.CodeLength(u)
+		if n <= 0 || seen[n] || len(typed) <= n || !allDigits(typed[len(typed)-n:]) {
+			continue
+		}
+		seen[n] = true
+		out = append(out, candidate{password: typed[:len(typed)-n], code: typed[len(typed)-n:]})
+	}
+	if len(out) == 0 {
+		out = append(out, candidate{password: typed})
+	}
+	return out
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// offered lists the methods the policy offers that the bridge has and the
+// user holds, the user's default first, then in the policy's order.
+func (c *Conversation) offered(pol *policy, u *factors.User) []factors.Method {
+	var out []factors.Method
+	for _, name := range pol.Factors {
+		f, ok := c.factors[factors.Method(name)]
+		if ok && f.Enrolled(u) {
+			out = append(out, f.Method())
+		}
+	}
+	for i, m := range out {
+		if cr, ok := u.Enrolment.Credential(m); ok && cr.Default && i > 0 {
+			copy(out[1:i+1], out[:i])
+			out[0] = m
+			break
+		}
+	}
+	return out
+}
+
+// anyFactor reports whether the policy offers a factor this bridge has.
+func (c *Conversation) anyFactor(pol *policy) bool {
+	for _, name := range pol.Factors {
+		if _, ok := c.factors[factors.Method(name)]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Conversation) enrolment(ctx context.Context, user string) (*factors.Enrolment, error) {
+	if c.enrolments == nil {
+		return &factors.Enrolment{}, nil
+	}
+	return c.enrolments.Enrolment(ctx, user)
+}
+
+func (c *Conversation) primaryFailure(user string, client *Client, err error) decision {
+	var ae *factors.AccountError
+	switch {
+	case errors.Is(err, factors.ErrBadCredentials):
+		return reject(ReasonBadCredentials, msgFailed)
+	case errors.As(err, &ae):
+		if c.expiry && factors.IsPasswordExpiry(err) {
+			return reject(ae.Reason, msgExpired)
+		}
+		return reject(ae.Reason, msgFailed)
+	case errors.Is(err, factors.ErrUnavailable):
+		c.log.Error("directory unavailable", "client", client.Name, "user", user, "err", err)
+		return reject(ReasonDirectoryDown, msgUnavailable)
+	}
+	c.log.Error("primary authentication failed", "client", client.Name, "user", user, "err", err)
+	return reject(ReasonInternal, msgFailed)
+}
+
+// applyPolicy applies the groups of the client's policy to an
+// authenticated user (DESIGN §2 step 9): deny groups first, then required
+// groups, then bypass groups, then mfa: off. done is false when a second
+// factor is needed.
+func (c *Conversation) applyPolicy(p *policy, u *factors.User) (d decision, done bool) {
+	switch {
+	case u.InAny(p.DenyGroups):
+		return reject(ReasonDeniedGroup, msgFailed), true
+	case len(p.RequireGroups) > 0 && !u.InAny(p.RequireGroups):
+		return reject(ReasonNotInRequired, msgFailed), true
+	case u.InAny(p.BypassGroups):
+		return accept(ReasonBypassGroup, p.replyAttributes(u)), true
+	case p.MFA == config.MFAOff:
+		return accept(ReasonMFAOffPolicy, p.replyAttributes(u)), true
+	}
+	return decision{}, false
+}
+
+// labelsOf joins the labels of methods: "the code from your authenticator
+// app or the code from your hardware token".
+func (c *Conversation) labelsOf(ms []factors.Method) string {
+	parts := make([]string, 0, len(ms))
+	for _, m := range ms {
+		parts = append(parts, c.factors[m].Label())
+	}
+	return strings.Join(parts, " or ")
+}
