@@ -6,15 +6,21 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 	"text/template"
 	"time"
 
+	"github.com/mfabridge/mfabridge/factors"
+	"github.com/mfabridge/mfabridge/factors/otp"
 	"github.com/mfabridge/mfabridge/test/harness"
 )
 
@@ -42,9 +48,14 @@ ldap:
   base_dn: "{{.PeopleDN}}"
 store:
   path: "{{.Dir}}/store.db"
+  key: "file:{{.Dir}}/store.key"
+factors:
+  totp: {issuer: "mfabridge demo"}
 policies:
   default:
-    mfa: off
+    mode: challenge
+    mfa: required
+    factors: [totp, hotp]
     deny_groups: [leavers]
     reply_attributes:
       - groups: [vpn-admins]
@@ -92,6 +103,9 @@ func run() int {
 	}
 	os.WriteFile(filepath.Join(dir, "radius.secret"), []byte(demoSecret+"\n"), 0o600)
 	os.WriteFile(filepath.Join(dir, "ldap.secret"), []byte(harness.ServicePass+"\n"), 0o600)
+	key := make([]byte, 32)
+	rand.Read(key)
+	os.WriteFile(filepath.Join(dir, "store.key"), []byte(hex.EncodeToString(key)+"\n"), 0o600)
 	cfgPath := filepath.Join(dir, "mfabridge.yaml")
 	f, err := os.Create(cfgPath)
 	if err != nil {
@@ -103,6 +117,17 @@ func run() int {
 		"ServiceDN": harness.ServiceDN, "PeopleDN": harness.PeopleDN,
 	})
 	f.Close()
+
+	// alice's phone: a TOTP secret enrolled through the admin command.
+	secret := make([]byte, 20)
+	rand.Read(secret)
+	phone := factors.Credential{Method: factors.TOTP, Secret: secret, Algorithm: "SHA1", Digits: 6, Period: 30, Active: true}
+	enrol := exec.Command(bin, "enrol", "totp", "--config", cfgPath, "--user", "alice",
+		"--secret", base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(secret))
+	if out, err := enrol.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "demo: enrol alice: %v\n%s", err, out)
+		return 1
+	}
 
 	b, err := harness.StartBridgeTee(bin, cfgPath, os.Stderr)
 	if err != nil {
@@ -117,28 +142,36 @@ mfabridge is running on %[1]s (RADIUS) with its configuration in
 and the audit log in %[3]s/audit.log. Try it from another terminal:
 
   %[4]s test-auth --server %[1]s --secret %[5]s --user alice
-      password: Alice-demo-1 (Access-Accept with Class "admins")
+      password Alice-demo-1, then the code this window prints for alice's
+      authenticator app (Access-Challenge, then Access-Accept with Class "admins")
   %[4]s test-auth --server %[1]s --secret %[5]s --user bob
-      password: Bob-demo-2
+      password Bob-demo-2: rejected, bob has no second factor enrolled. Enrol him:
+      %[4]s enrol totp --config %[2]s --user bob
   %[4]s test-auth --server %[1]s --secret %[5]s --user carol
-      password: Carol-demo-3 (Access-Reject: carol is in the deny group "leavers")
+      password Carol-demo-3: rejected, carol is in the deny group "leavers"
 
   radclient works too:
-  echo 'User-Name = "bob", User-Password = "Bob-demo-2", Message-Authenticator = 0x00' | radclient -x %[1]s auth %[5]s
+  echo 'User-Name = "alice", User-Password = "Alice-demo-1", Message-Authenticator = 0x00' | radclient -x %[1]s auth %[5]s
 
 Metrics: http://%[6]s/metrics   Press Ctrl-C to stop.
+
 `, *radiusAddr, cfgPath, dir, bin, demoSecret, *adminAddr)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
+	lastStep := int64(-1)
 	for {
 		select {
 		case <-ctx.Done():
 			fmt.Println("\nstopping…")
 			return 0
-		case <-tick.C:
+		case now := <-tick.C:
+			if step := now.Unix() / 30; step != lastStep {
+				lastStep = step
+				fmt.Printf("alice's authenticator app shows %s (next code in %ds)\n", otp.Generate(phone, uint64(step)), 30-now.Unix()%30)
+			}
 			if b.Exited() {
 				fmt.Fprintf(os.Stderr, "mfabridge exited:\n%s", b.Logs())
 				return 1
