@@ -97,6 +97,7 @@ const (
 // defaults in baseConfig.
 type conf struct {
 	Radius, Admin string
+	Radius6       string // with IPv6: set to "[::1]" and startBridge adds the port
 	ServerExtra   string // more keys under server:, indented by two spaces
 	Clients       string // YAML list items under clients:
 	URLs          string // YAML flow list items under ldap.urls
@@ -141,7 +142,7 @@ const defaultPolicies = `  default:
       - attributes: {Session-Timeout: "3600"}`
 
 var baseConfig = template.Must(template.New("cfg").Parse(`server:
-  radius_listen: ["{{.Radius}}"]
+  radius_listen: ["{{.Radius}}"{{if .Radius6}}, "{{.Radius6}}"{{end}}]
   admin_listen: "{{.Admin}}"
 {{.ServerExtra}}
 clients:
@@ -165,6 +166,7 @@ logging: {level: debug, format: json}
 type bridge struct {
 	*harness.Bridge
 	Radius, Admin string
+	Radius6       string // with IPv6: set to "[::1]" and startBridge adds the port
 	dir           string
 }
 
@@ -181,6 +183,9 @@ func startBridge(t *testing.T, c conf) *bridge {
 		t.Fatal(err)
 	}
 	c.Radius = "127.0.0.1:" + strconv.Itoa(rp)
+	if c.Radius6 != "" {
+		c.Radius6 += ":" + strconv.Itoa(rp)
+	}
 	c.Admin = "127.0.0.1:" + strconv.Itoa(ap)
 	def := func(s *string, d string) {
 		if *s == "" {
@@ -210,7 +215,7 @@ func startBridge(t *testing.T, c conf) *bridge {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb := &bridge{Bridge: b, Radius: c.Radius, Admin: c.Admin, dir: dir}
+	tb := &bridge{Bridge: b, Radius: c.Radius, Radius6: c.Radius6, Admin: c.Admin, dir: dir}
 	t.Cleanup(func() {
 		if !b.Exited() {
 			if code, err := b.Stop(); err != nil || code != 0 {
@@ -249,6 +254,8 @@ func (b *bridge) metric(t *testing.T, series string) float64 {
 type auditRecord struct {
 	Client, User, Outcome, Reason, Policy string
 	CallingStation                        string  `json:"calling_station"`
+	ClientAddress                         string  `json:"client_addr"`
+	Factor                                string  `json:"factor"`
 	LatencyMS                             float64 `json:"latency_ms"`
 }
 

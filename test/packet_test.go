@@ -253,3 +253,25 @@ func TestMalformedPacketsAreDroppedAndCounted(t *testing.T) {
 		}
 	}
 }
+
+func TestIPv4AndIPv6Listeners(t *testing.T) {
+	b := startBridge(t, conf{Radius6: "[::1]", Clients: defaultClients + `
+  - name: v6
+    address: "::1"
+    secret: env:OTHER_SECRET`})
+	c4 := b.client(t, "127.0.0.1", secretLocal)
+	if resp, _, err := c4.Exchange(harness.Request(secretLocal, bob.UID, bob.Password, true), 5*time.Second); err != nil || resp.Code != radius.CodeAccessAccept {
+		t.Fatalf("IPv4: %v %v", resp, err)
+	}
+	c6, err := harness.NewClient("::1", b.Radius6, secretOther)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c6.Close()
+	if resp, _, err := c6.Exchange(harness.Request(secretOther, bob.UID, bob.Password, true), 5*time.Second); err != nil || resp.Code != radius.CodeAccessAccept {
+		t.Fatalf("IPv6: %v %v", resp, err)
+	}
+	if rec := b.lastAudit(t, "bob"); rec.Client != "v6" || rec.ClientAddress != "::1" {
+		t.Errorf("audit for the IPv6 request: %+v", rec)
+	}
+}
