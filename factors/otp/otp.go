@@ -62,34 +62,22 @@ func (t *TOTP) CodeLength(u *factors.User) int {
 // Check accepts a code for the current time step or up to skew steps
 // either side, once per step.
 func (t *TOTP) Check(ctx context.Context, u *factors.User, answer string) error {
-	c, ok := u.Enrolment.Credential(factors.TOTP)
-	if !ok {
-		return factors.ErrNotEnrolled
-	}
-	code, ok := normalise(answer, c.Digits)
-	if !ok {
-		return factors.ErrWrongCode
+	c, code, err := credentialAndCode(u, factors.TOTP, answer)
+	if err != nil {
+		return err
 	}
 	period := int64(c.Period)
 	if period <= 0 {
 		period = 30
 	}
 	cur := t.now().Unix() / period
-	matched, found := int64(0), false
-	for d := -int64(t.skew); d <= int64(t.skew); d++ {
-		if cur+d < 0 {
-			continue
-		}
-		if equal(code, generate(c, uint64(cur+d))) && !found {
-			matched, found = cur+d, true
-		}
-	}
-	if !found {
+	step, ok := match(c, code, uint64(max(cur-int64(t.skew), 0)), uint64(cur+int64(t.skew)))
+	if !ok {
 		return factors.ErrWrongCode
 	}
 	// The step stays guarded for as long as it could be accepted.
 	ttl := time.Duration(period*(2*int64(t.skew)+2)) * time.Second
-	first, err := t.guard.SetNX(ctx, "otp:totp:"+u.Name+":"+strconv.FormatInt(matched, 10), []byte{1}, ttl)
+	first, err := t.guard.SetNX(ctx, "otp:totp:"+u.Name+":"+strconv.FormatUint(step, 10), []byte{1}, ttl)
 	if err != nil {
 		return fmt.Errorf("otp: replay guard: %w", err)
 	}
@@ -129,24 +117,15 @@ func (h *HOTP) CodeLength(u *factors.User) int {
 // past it, then moves the counter past the match by compare-and-set: of
 // two requests with the same code, one wins.
 func (h *HOTP) Check(ctx context.Context, u *factors.User, answer string) error {
-	c, ok := u.Enrolment.Credential(factors.HOTP)
-	if !ok {
-		return factors.ErrNotEnrolled
+	c, code, err := credentialAndCode(u, factors.HOTP, answer)
+	if err != nil {
+		return err
 	}
-	code, ok := normalise(answer, c.Digits)
+	counter, ok := match(c, code, c.Counter, c.Counter+uint64(h.lookAhead))
 	if !ok {
 		return factors.ErrWrongCode
 	}
-	matched, found := uint64(0), false
-	for i := 0; i <= h.lookAhead; i++ {
-		if equal(code, generate(c, c.Counter+uint64(i))) && !found {
-			matched, found = c.Counter+uint64(i), true
-		}
-	}
-	if !found {
-		return factors.ErrWrongCode
-	}
-	moved, err := h.counters.AdvanceCounter(ctx, u.Name, c.Counter, matched+1)
+	moved, err := h.counters.AdvanceCounter(ctx, u.Name, c.Counter, counter+1)
 	if err != nil {
 		return fmt.Errorf("otp: hotp counter: %w", err)
 	}
@@ -154,6 +133,33 @@ func (h *HOTP) Check(ctx context.Context, u *factors.User, answer string) error 
 		return factors.ErrReplayed
 	}
 	return nil
+}
+
+// credentialAndCode finds the user's active credential for m and checks
+// that answer has the form of its codes.
+func credentialAndCode(u *factors.User, m factors.Method, answer string) (factors.Credential, string, error) {
+	c, ok := u.Enrolment.Credential(m)
+	if !ok {
+		return c, "", factors.ErrNotEnrolled
+	}
+	code, ok := normalise(answer, c.Digits)
+	if !ok {
+		return c, "", factors.ErrWrongCode
+	}
+	return c, code, nil
+}
+
+// match returns the first counter from from to to (inclusive) whose code
+// is code. Every candidate is computed and compared in constant time, so
+// the time taken does not tell where the match was.
+func match(c factors.Credential, code string, from, to uint64) (uint64, bool) {
+	found, at := false, uint64(0)
+	for n := from; n <= to; n++ {
+		if equal(code, generate(c, n)) && !found {
+			found, at = true, n
+		}
+	}
+	return at, found
 }
 
 // normalise strips spaces and checks the code is digits of the right
