@@ -105,28 +105,28 @@ func Parse(name string, data []byte) (*Config, error) {
 	c := Default()
 	c.File = name
 	c.pos = positions{}
+	// Decode before walk expands aliases: the decoder refuses an anchor
+	// that contains itself and excessive aliasing, which would send walk
+	// into endless recursion or exponential work.
+	err := decodeStrict(data, &c)
+	var te *yaml.TypeError
+	if err != nil && !errors.As(err, &te) {
+		return fail(syntaxProblem(err))
+	}
 	var probs []Problem
 	walk(root.Content[0], reflect.TypeOf(c), "", c.pos, &probs)
 
-	strict := yaml.NewDecoder(bytes.NewReader(data))
-	strict.KnownFields(true)
-	if err := strict.Decode(&c); err != nil {
-		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			return fail(syntaxProblem(err))
-		}
+	typed := map[int]bool{} // lines with a type error
+	if te != nil {
 		for _, s := range te.Errors {
 			if p, ok := typeProblem(s, c.pos); ok {
 				probs = append(probs, p)
+				typed[p.Line] = true
 			}
 		}
 	}
 	// Validate even after type errors, so that one run reports everything;
 	// skip what a type error has already said about the same line.
-	typed := map[int]bool{}
-	for _, p := range probs {
-		typed[p.Line] = true
-	}
 	c.applyDefaults()
 	for _, p := range c.validate() {
 		if line, _ := c.pos.find(p.Path); !typed[line] || !c.pos.has(p.Path) {
@@ -137,6 +137,20 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, c.placed(probs)
 	}
 	return &c, nil
+}
+
+// decodeStrict decodes data into c, refusing unknown keys. yaml.v3 panics
+// on some malformed documents (a mapping used as a key beside a merge
+// key); that becomes an error too.
+func decodeStrict(data []byte, c *Config) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("yaml: the document cannot be decoded (%v)", v)
+		}
+	}()
+	strict := yaml.NewDecoder(bytes.NewReader(data))
+	strict.KnownFields(true)
+	return strict.Decode(c)
 }
 
 // placed fills in the line of each problem from its key path.

@@ -48,7 +48,10 @@ func normaliseUsername(raw []byte, o config.Username) (string, error) {
 	}
 	s = strings.TrimSpace(s)
 	if o.Lowercase {
-		s = strings.ToLower(s)
+		// Some letters grow when lower-cased ("Ⱥ" is 2 bytes, "ⱥ" 3).
+		if s = strings.ToLower(s); len(s) > maxUsername {
+			return "", errUsernameLong
+		}
 	}
 	if s == "" {
 		return "", errUsernameEmpty
