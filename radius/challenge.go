@@ -108,7 +108,12 @@ func (c *Conversation) answer(ctx context.Context, client *Client, user string, 
 		d.reason, d.message = ReasonAttemptsExhausted, msgTooMany
 		return d
 	}
-	return c.challenge(ctx, client, pol, u, s.Methods, s.Attempts-1, s.Station, "Wrong code. "+c.promptFor(s.Methods))
+	retry := c.challenge(ctx, client, pol, u, s.Methods, s.Attempts-1, s.Station, "Wrong code. "+c.promptFor(s.Methods))
+	if d.reason == ReasonReplayedCode && retry.code == radius.CodeAccessChallenge {
+		// Keep a replay visible in the audit log: admins alert on it.
+		retry.reason = ReasonReplayRetry
+	}
+	return retry
 }
 
 // verify checks a code against the methods, the default first. A pass is

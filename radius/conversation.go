@@ -142,6 +142,7 @@ const (
 	ReasonRemembered        = "remembered"              // accepted: password alone inside the remember window
 	ReasonChallenge         = "challenge_sent"          // challenged: the password was right
 	ReasonRetry             = "wrong_code_retry"        // challenged again after a wrong code
+	ReasonReplayRetry       = "code_replayed_retry"     // challenged again after a code used before
 	ReasonBadRequest        = "bad_request"             // no usable User-Name or User-Password
 	ReasonBadUsername       = "bad_username"            // control characters, too long, empty after stripping
 	ReasonUnsupportedAuth   = "unsupported_auth"        // CHAP or MS-CHAP
@@ -196,6 +197,9 @@ func (c *Conversation) ServeRADIUS(w radius.ResponseWriter, r *radius.Request) {
 	} else {
 		d = c.decide(r.Context(), r.Packet, info.client, p)
 	}
+	// The decision is recorded before it is sent: whoever sees the reply
+	// can already find its audit record.
+	c.record(r, info, p, d)
 
 	resp := r.Response(d.code)
 	if d.state != nil {
@@ -215,7 +219,10 @@ func (c *Conversation) ServeRADIUS(w radius.ResponseWriter, r *radius.Request) {
 		c.metrics.Dropped.WithLabelValues(DropEncode).Inc()
 		c.log.Error("cannot send reply", "client", info.client.Name, "err", err)
 	}
+}
 
+// record writes the audit record and counts the decision.
+func (c *Conversation) record(r *radius.Request, info *requestInfo, p *policy, d decision) {
 	outcome := audit.Reject
 	switch d.code {
 	case radius.CodeAccessAccept:

@@ -124,7 +124,7 @@ func TestDenyRequireBypassAndMFARequired(t *testing.T) {
 		{carol, "Access-Reject", "deny_group"},           // deny wins over require
 		{dave, "Access-Reject", "not_in_required_group"}, // in no group
 		{alice, "Access-Accept", "bypass_group"},         // vpn-admins bypass MFA
-		{bob, "Access-Reject", "mfa_unavailable"},        // needs a second factor
+		{bob, "Access-Reject", "not_enrolled"},           // needs a second factor, holds none
 	}
 	for _, tc := range cases {
 		r := b.radclient(t, "auth", secretLocal, pap(tc.user.UID, tc.user.Password))

@@ -284,17 +284,19 @@ func parseImport(r io.Reader, name string, cfg *config.Config) ([]importLine, []
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				line = pe.Line
-			}
-			bad = append(bad, fmt.Sprintf("%s:%d: %v", name, line, err))
-			if pe == nil {
+			if !errors.As(err, &pe) {
+				bad = append(bad, fmt.Sprintf("%s: %v", name, err))
 				break
 			}
+			bad = append(bad, fmt.Sprintf("%s:%d: %v", name, pe.StartLine, err))
 			continue
+		}
+		line, _ := cr.FieldPos(0)
+		if len(out) == 0 && len(bad) == 0 && len(rec) > 0 {
+			// Spreadsheets saving "CSV UTF-8" start with a byte-order mark.
+			rec[0] = strings.TrimPrefix(rec[0], "\ufeff")
 		}
 		if len(out) == 0 && len(bad) == 0 && len(rec) > 0 && strings.EqualFold(strings.TrimSpace(rec[0]), "user") {
 			continue

@@ -87,6 +87,10 @@ func (t *TOTP) Check(ctx context.Context, u *factors.User, answer string) error 
 	return nil
 }
 
+// replayWindow is how many used HOTP counters behind the stored one are
+// recognised as replays.
+const replayWindow = 10
+
 // HOTP is the hardware-token factor.
 type HOTP struct {
 	lookAhead int
@@ -123,6 +127,14 @@ func (h *HOTP) Check(ctx context.Context, u *factors.User, answer string) error 
 	}
 	counter, ok := match(c, code, c.Counter, c.Counter+uint64(h.lookAhead))
 	if !ok {
+		// A code just behind the counter was used before (or skipped by a
+		// resync): say so, so that the audit log shows a replay and not a
+		// typing error.
+		if c.Counter > 0 {
+			if _, used := match(c, code, c.Counter-min(c.Counter, replayWindow), c.Counter-1); used {
+				return factors.ErrReplayed
+			}
+		}
 		return factors.ErrWrongCode
 	}
 	moved, err := h.counters.AdvanceCounter(ctx, u.Name, c.Counter, counter+1)

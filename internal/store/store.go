@@ -76,7 +76,9 @@ func Open(path string, key []byte) (*Store, error) {
 		return nil, err
 	}
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(5000)", "journal_mode(WAL)", "synchronous(FULL)", "foreign_keys(1)"} {
+	// journal_mode is set by init, once the file is known to be a store:
+	// another program's database must be left as it was.
+	for _, p := range []string{"busy_timeout(5000)", "synchronous(FULL)", "foreign_keys(1)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -131,19 +133,25 @@ func (s *Store) init(ctx context.Context) error {
 		return s.openError(err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)`); err != nil {
+	var metaTables, otherTables int
+	err = tx.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE name = 'meta'), count(*) FILTER (WHERE name != 'meta')
+		FROM sqlite_master WHERE type = 'table'`).Scan(&metaTables, &otherTables)
+	if err != nil {
 		return s.openError(err)
 	}
 	var check []byte
-	err = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'key_check'`).Scan(&check)
+	if metaTables > 0 {
+		err = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'key_check'`).Scan(&check)
+	} else {
+		err = sql.ErrNoRows
+	}
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		var tables int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name != 'meta'`).Scan(&tables); err != nil {
-			return s.openError(err)
-		}
-		if tables > 0 {
+		if otherTables > 0 || metaTables > 0 {
 			return fmt.Errorf("store: %s holds tables but no key check: it is not an mfabridge store; nothing was changed", s.path)
+		}
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)`); err != nil {
+			return s.openError(err)
 		}
 		sealed, err := s.seal([]byte(keyCheck), "meta", "key_check")
 		if err != nil {
@@ -174,7 +182,15 @@ func (s *Store) init(ctx context.Context) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE name = 'schema_version'`, fmt.Sprint(len(migrations))); err != nil {
 		return s.openError(err)
 	}
-	return s.commit(tx)
+	if err := s.commit(tx); err != nil {
+		return err
+	}
+	// WAL lets the admin commands write while the server reads; the mode
+	// is kept in the file, so this changes it once.
+	if _, err := s.db.ExecContext(ctx, `PRAGMA journal_mode=WAL`); err != nil {
+		return s.openError(err)
+	}
+	return nil
 }
 
 func (s *Store) openError(err error) error {
