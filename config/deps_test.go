@@ -1,20 +1,15 @@
 package config_test
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
+
+	"github.com/mfabridge/mfabridge/internal/deptest"
 )
 
 // TestDeps keeps config a leaf (see doc.go): the standard library and
 // gopkg.in/yaml.v3, nothing of the module.
 func TestDeps(t *testing.T) {
-	for _, p := range deps(t) {
+	for _, p := range deptest.List(t, ".") {
 		switch {
 		case p.Standard || p.ImportPath == "github.com/mfabridge/mfabridge/config":
 		case p.Module != nil && p.Module.Path == "gopkg.in/yaml.v3":
@@ -22,45 +17,4 @@ func TestDeps(t *testing.T) {
 			t.Errorf("config depends on %s", p.ImportPath)
 		}
 	}
-}
-
-type listedPackage struct {
-	ImportPath string
-	Standard   bool
-	Module     *struct{ Path string }
-}
-
-// deps lists the package in the current directory and everything it
-// imports, tests excluded.
-func deps(t *testing.T) []listedPackage {
-	t.Helper()
-	gotool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := exec.LookPath(gotool); err != nil {
-		if gotool, err = exec.LookPath("go"); err != nil {
-			t.Skip("no go tool:", err)
-		}
-	}
-	out, err := exec.Command(gotool, "list", "-deps", "-json", ".").Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			t.Fatalf("go list: %v\n%s", err, ee.Stderr)
-		}
-		t.Fatalf("go list: %v", err)
-	}
-	var ps []listedPackage
-	dec := json.NewDecoder(bytes.NewReader(out))
-	for {
-		var p listedPackage
-		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("go list output: %v", err)
-		}
-		ps = append(ps, p)
-	}
-	if len(ps) == 0 {
-		t.Fatal("go list listed nothing")
-	}
-	return ps
 }

@@ -1,67 +1,18 @@
 package ldapbind
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"testing"
+
+	"github.com/mfabridge/mfabridge/internal/deptest"
 )
 
-// TestDeps keeps the directory independent of the RADIUS front.
+// TestDeps keeps the directory independent of the RADIUS front and of the
+// other backends.
 func TestDeps(t *testing.T) {
-	found := false
-	for _, p := range deps(t) {
-		found = found || p.ImportPath == "github.com/mfabridge/mfabridge/ldapbind"
-		if p.ImportPath == "github.com/mfabridge/mfabridge/radius" {
-			t.Errorf("ldapbind depends on %s", p.ImportPath)
-		}
-	}
-	if !found {
-		t.Error("go list did not list ldapbind itself")
-	}
-}
-
-type listedPackage struct {
-	ImportPath string
-	Standard   bool
-	Module     *struct{ Path string }
-}
-
-// deps lists the package in the current directory and everything it
-// imports, tests excluded.
-func deps(t *testing.T) []listedPackage {
-	t.Helper()
-	gotool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := exec.LookPath(gotool); err != nil {
-		if gotool, err = exec.LookPath("go"); err != nil {
-			t.Skip("no go tool:", err)
-		}
-	}
-	out, err := exec.Command(gotool, "list", "-deps", "-json", ".").Output()
-	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			t.Fatalf("go list: %v\n%s", err, ee.Stderr)
-		}
-		t.Fatalf("go list: %v", err)
-	}
-	var ps []listedPackage
-	dec := json.NewDecoder(bytes.NewReader(out))
-	for {
-		var p listedPackage
-		if err := dec.Decode(&p); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("go list output: %v", err)
-		}
-		ps = append(ps, p)
-	}
-	if len(ps) == 0 {
-		t.Fatal("go list listed nothing")
-	}
-	return ps
+	deptest.Forbid(t, ".", map[string]string{
+		"github.com/mfabridge/mfabridge/radius":         "backends never import the front",
+		"github.com/mfabridge/mfabridge/factors/otp":    "backends never import each other",
+		"github.com/mfabridge/mfabridge/internal/store": "backends never import each other",
+		"github.com/mfabridge/mfabridge/internal/state": "backends never import each other",
+	})
 }

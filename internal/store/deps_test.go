@@ -1,0 +1,16 @@
+package store
+
+import (
+	"testing"
+
+	"github.com/mfabridge/mfabridge/internal/deptest"
+)
+
+func TestDeps(t *testing.T) {
+	deptest.Forbid(t, ".", map[string]string{
+		"github.com/mfabridge/mfabridge/radius":         "backends never import the front",
+		"github.com/mfabridge/mfabridge/ldapbind":       "backends never import each other",
+		"github.com/mfabridge/mfabridge/factors/otp":    "backends never import each other",
+		"github.com/mfabridge/mfabridge/internal/state": "backends never import each other",
+	})
+}
