@@ -30,14 +30,18 @@ type Config struct {
 
 // Server holds the listeners and the conversation timers.
 type Server struct {
-	RadiusListen     []string  `yaml:"radius_listen"`     // UDP host:port list; default ["0.0.0.0:1812"]
-	RadsecListen     string    `yaml:"radsec_listen"`     // RFC 6614 TLS listener; default "" (off)
-	RadsecTLS        RadsecTLS `yaml:"radsec_tls"`        // certificates for radsec_listen
-	AdminListen      string    `yaml:"admin_listen"`      // HTTP: /metrics /healthz /readyz; default "127.0.0.1:9812"; "" turns it off
-	PublicURL        string    `yaml:"public_url"`        // how Twilio reaches the webhooks; default ""
-	DuplicateWindow  Duration  `yaml:"duplicate_window"`  // RFC 5080 reply cache lifetime; default 30s
-	ChallengeTimeout Duration  `yaml:"challenge_timeout"` // how long a challenge State lives; default 2m
-	Username         Username  `yaml:"username"`
+	RadiusListen []string  `yaml:"radius_listen"` // UDP host:port list; default ["0.0.0.0:1812"]
+	RadsecListen string    `yaml:"radsec_listen"` // RFC 6614 TLS listener; default "" (off)
+	RadsecTLS    RadsecTLS `yaml:"radsec_tls"`    // certificates for radsec_listen
+	// RadsecIdleTimeout closes a RadSec connection idle this long; default 2m.
+	RadsecIdleTimeout Duration `yaml:"radsec_idle_timeout"`
+	// RadsecMaxConnections bounds open RadSec connections; default 256.
+	RadsecMaxConnections int      `yaml:"radsec_max_connections"`
+	AdminListen          string   `yaml:"admin_listen"`      // HTTP: /metrics /healthz /readyz; default "127.0.0.1:9812"; "" turns it off
+	PublicURL            string   `yaml:"public_url"`        // how Twilio reaches the webhooks; default ""
+	DuplicateWindow      Duration `yaml:"duplicate_window"`  // RFC 5080 reply cache lifetime; default 30s
+	ChallengeTimeout     Duration `yaml:"challenge_timeout"` // how long a challenge State lives; default 2m
+	Username             Username `yaml:"username"`
 }
 
 // RadsecTLS names the RadSec server certificate and the CA that client
@@ -67,6 +71,11 @@ type Client struct {
 	// Message-Authenticator; default false.
 	Proxy  bool   `yaml:"proxy"`
 	Policy string `yaml:"policy"` // name of a policy; default "default"
+	// RadsecName makes this a RadSec client: a connection to radsec_listen
+	// whose client certificate carries this name (a DNS name or the
+	// subject CN) and comes from address. Such a client is not reached
+	// over UDP, and its secret is the fixed "radsec" (RFC 6614).
+	RadsecName string `yaml:"radsec_name"`
 
 	// Prefix is Address parsed; set by Parse.
 	Prefix netip.Prefix `yaml:"-"`

@@ -11,11 +11,13 @@ import (
 func Default() Config {
 	return Config{
 		Server: Server{
-			RadiusListen:     []string{"0.0.0.0:1812"},
-			AdminListen:      "127.0.0.1:9812",
-			DuplicateWindow:  30 * time.Second,
-			ChallengeTimeout: 2 * time.Minute,
-			Username:         Username{Lowercase: true},
+			RadiusListen:         []string{"0.0.0.0:1812"},
+			AdminListen:          "127.0.0.1:9812",
+			RadsecIdleTimeout:    2 * time.Minute,
+			RadsecMaxConnections: 256,
+			DuplicateWindow:      30 * time.Second,
+			ChallengeTimeout:     2 * time.Minute,
+			Username:             Username{Lowercase: true},
 		},
 		LDAP: LDAP{
 			Groups: Groups{Mode: GroupsMemberOf, Filter: "(member={dn})", NameAttribute: "cn"},

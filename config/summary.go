@@ -15,11 +15,19 @@ func (c *Config) Summary() string {
 	p("server")
 	p("  radius_listen      %s", strings.Join(s.RadiusListen, ", "))
 	p("  admin_listen       %s", orNone(s.AdminListen))
+	if s.RadsecListen != "" {
+		p("  radsec_listen      %s (cert %s, client CA %s, idle %s, max %d connections)", s.RadsecListen, s.RadsecTLS.CertFile,
+			s.RadsecTLS.ClientCAFile, s.RadsecIdleTimeout, s.RadsecMaxConnections)
+	}
 	p("  duplicate_window   %s", s.DuplicateWindow)
 	p("  challenge_timeout  %s", s.ChallengeTimeout)
 	p("  username           strip_realm=%t strip_domain=%t lowercase=%t", s.Username.StripRealm, s.Username.StripDomain, s.Username.Lowercase)
 	p("clients (%d)", len(c.Clients))
 	for _, cl := range c.Clients {
+		if cl.RadsecName != "" {
+			p("  %-16s %-20s policy=%s radsec certificate name %q", cl.Name, cl.Prefix, cl.Policy, cl.RadsecName)
+			continue
+		}
 		p("  %-16s %-20s policy=%s message_authenticator=%s proxy=%t secret=%s",
 			cl.Name, cl.Prefix, cl.Policy, cl.RequireMessageAuthenticator, cl.Proxy, cl.Secret.Source())
 	}

@@ -72,8 +72,18 @@ func (c *Config) validateServer(v *validator) {
 		seen[a] = true
 	}
 	if s.RadsecListen != "" {
-		v.bad("server.radsec_listen", "RadSec is not available in this version of mfabridge",
-			"leave radsec_listen empty and use UDP listeners")
+		checkListen(v, "server.radsec_listen", s.RadsecListen)
+		for key, f := range map[string]string{"cert_file": s.RadsecTLS.CertFile, "key_file": s.RadsecTLS.KeyFile,
+			"client_ca_file": s.RadsecTLS.ClientCAFile} {
+			if f == "" {
+				v.bad("server.radsec_tls."+key, "missing: RadSec needs a server certificate, its key and the CA of client certificates",
+					"give PEM files: cert_file, key_file and client_ca_file")
+			}
+		}
+		positive(v, "server.radsec_idle_timeout", s.RadsecIdleTimeout, time.Hour)
+		if s.RadsecMaxConnections < 1 || s.RadsecMaxConnections > 65536 {
+			v.bad("server.radsec_max_connections", fmt.Sprintf("%d is not from 1 to 65536", s.RadsecMaxConnections), "256 suits most sites")
+		}
 	}
 	if s.AdminListen != "" {
 		checkListen(v, "server.admin_listen", s.AdminListen)
@@ -123,7 +133,7 @@ func (c *Config) validateClients(v *validator) {
 			"add a client with name, address and secret")
 	}
 	names := map[string]int{}
-	prefixes := map[netip.Prefix]int{}
+	prefixes := map[clientKey]int{}
 	for i := range c.Clients {
 		cl := &c.Clients[i]
 		p := clientPath(i)
@@ -143,13 +153,24 @@ func (c *Config) validateClients(v *validator) {
 			v.bad(p+".address", msg, "write an IP address such as 192.0.2.10, or a range such as 192.0.2.0/24")
 		} else {
 			cl.Prefix = pfx
-			if j, dup := prefixes[pfx]; dup {
+			// UDP clients are told apart by address alone; RadSec clients
+			// by certificate name and address.
+			key := clientKey{pfx, strings.ToLower(cl.RadsecName)}
+			if j, dup := prefixes[key]; dup {
 				v.bad(p+".address", fmt.Sprintf("%s overlaps clients[%d] (%s): the same addresses", pfx, j, c.Clients[j].Name),
 					"merge the two clients, or narrow one of them; a more specific range inside a wider one is allowed and wins")
 			}
-			prefixes[pfx] = i
+			prefixes[key] = i
 		}
-		if cl.Secret.IsZero() {
+		switch {
+		case cl.RadsecName != "":
+			if c.Server.RadsecListen == "" {
+				v.bad(p+".radsec_name", "a RadSec client, but server.radsec_listen is not set", "set server.radsec_listen, or remove radsec_name for a UDP client")
+			}
+			if !cl.Secret.IsZero() && cl.Secret.ref != "radsec" {
+				v.bad(p+".secret", `a RadSec client's secret is the fixed "radsec" (RFC 6614)`, "remove secret from this client")
+			}
+		case cl.Secret.IsZero():
 			v.bad(p+".secret", "missing shared secret", `write secret: "env:NAME" or "file:/path" (a literal works but lands in backups)`)
 		}
 		if _, ok := c.Policies[cl.Policy]; !ok {
@@ -160,6 +181,12 @@ func (c *Config) validateClients(v *validator) {
 				"false leaves this client open to Blast-RADIUS (CVE-2024-3596) forgery; prefer auto or true")
 		}
 	}
+}
+
+// clientKey identifies a client: its range, and for RadSec its name.
+type clientKey struct {
+	prefix netip.Prefix
+	name   string
 }
 
 // parseClientAddress accepts an IP or a CIDR without host bits.
@@ -496,6 +523,9 @@ func (c *Config) resolve() []Problem {
 	}
 	for i := range c.Clients {
 		p := clientPath(i) + ".secret"
+		if c.Clients[i].RadsecName != "" {
+			continue
+		}
 		if res(p, &c.Clients[i].Secret) && len(c.Clients[i].Secret.Value()) < 16 {
 			v.warning(p, "the shared secret is shorter than 16 characters; one captured packet lets an attacker guess it offline")
 		}
@@ -509,6 +539,15 @@ func (c *Config) resolve() []Problem {
 	res("state.redis.password", &c.State.Redis.Password)
 	res("factors.twilio.account_sid", &c.Factors.Twilio.AccountSID)
 	res("factors.twilio.auth_token", &c.Factors.Twilio.AuthToken)
+	for key, f := range map[string]string{"cert_file": c.Server.RadsecTLS.CertFile, "key_file": c.Server.RadsecTLS.KeyFile,
+		"client_ca_file": c.Server.RadsecTLS.ClientCAFile} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.ReadFile(f); err != nil {
+			v.bad("server.radsec_tls."+key, err.Error(), "give a PEM file mfabridge may read")
+		}
+	}
 	if f := c.LDAP.TLS.CAFile; f != "" {
 		if _, err := os.ReadFile(f); err != nil {
 			v.bad("ldap.tls.ca_file", err.Error(), "give the PEM file of the CA that signed the directory's certificate")

@@ -3,6 +3,7 @@ package radius
 import (
 	"net/netip"
 	"sort"
+	"strings"
 
 	"github.com/mfabridge/mfabridge/config"
 )
@@ -15,12 +16,16 @@ type Client struct {
 	RequireMA config.MARequirement
 	Proxy     bool   // may send Proxy-State without Message-Authenticator
 	Policy    string // policy name
+	// RadSecName is the certificate name of a RadSec client; such a
+	// client is reached over RadSec only.
+	RadSecName string
 }
 
 // ClientTable finds the client for a source address: the most specific
 // configured prefix wins.
 type ClientTable struct {
-	byLen []*Client // longest prefix first
+	byLen  []*Client // UDP clients, longest prefix first
+	radsec []*Client // RadSec clients, longest prefix first
 }
 
 // NewClientTable builds a table from the configured clients, whose secrets
@@ -28,20 +33,33 @@ type ClientTable struct {
 func NewClientTable(cs []config.Client) *ClientTable {
 	t := &ClientTable{}
 	for _, c := range cs {
-		t.byLen = append(t.byLen, &Client{
-			Name:      c.Name,
-			Prefix:    c.Prefix,
-			Secret:    []byte(c.Secret.Value()),
-			RequireMA: c.RequireMessageAuthenticator,
-			Proxy:     c.Proxy,
-			Policy:    c.Policy,
-		})
+		cl := &Client{
+			Name:       c.Name,
+			Prefix:     c.Prefix,
+			Secret:     []byte(c.Secret.Value()),
+			RequireMA:  c.RequireMessageAuthenticator,
+			Proxy:      c.Proxy,
+			Policy:     c.Policy,
+			RadSecName: c.RadsecName,
+		}
+		if cl.RadSecName != "" {
+			// RFC 6614 §2.3: the shared secret over TLS is "radsec".
+			cl.Secret = []byte(RadSecSecret)
+			t.radsec = append(t.radsec, cl)
+		} else {
+			t.byLen = append(t.byLen, cl)
+		}
 	}
-	sort.SliceStable(t.byLen, func(i, j int) bool { return t.byLen[i].Prefix.Bits() > t.byLen[j].Prefix.Bits() })
+	for _, l := range [][]*Client{t.byLen, t.radsec} {
+		sort.SliceStable(l, func(i, j int) bool { return l[i].Prefix.Bits() > l[j].Prefix.Bits() })
+	}
 	return t
 }
 
-// Lookup returns the client for ip, or nil for an unknown address.
+// RadSecSecret is the fixed shared secret of RADIUS over TLS.
+const RadSecSecret = "radsec"
+
+// Lookup returns the UDP client for ip, or nil for an unknown address.
 func (t *ClientTable) Lookup(ip netip.Addr) *Client {
 	ip = ip.Unmap()
 	for _, c := range t.byLen {
@@ -52,5 +70,26 @@ func (t *ClientTable) Lookup(ip netip.Addr) *Client {
 	return nil
 }
 
-// Clients returns the clients, most specific first.
-func (t *ClientTable) Clients() []*Client { return t.byLen }
+// LookupRadSec returns the RadSec client whose certificate name is one of
+// names (the peer certificate's DNS names and subject CN) and whose
+// address contains ip, the most specific first; nil when none matches.
+func (t *ClientTable) LookupRadSec(ip netip.Addr, names []string) *Client {
+	ip = ip.Unmap()
+	for _, c := range t.radsec {
+		if !c.Prefix.Contains(ip) {
+			continue
+		}
+		for _, n := range names {
+			if strings.EqualFold(n, c.RadSecName) {
+				return c
+			}
+		}
+	}
+	return nil
+}
+
+// Clients returns the UDP clients then the RadSec clients, each most
+// specific first.
+func (t *ClientTable) Clients() []*Client {
+	return append(append([]*Client(nil), t.byLen...), t.radsec...)
+}

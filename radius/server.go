@@ -48,12 +48,14 @@ type Server struct {
 	ctx    context.Context // cancelled by Shutdown
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	conns    map[net.PacketConn]struct{}
-	inflight map[string]chan struct{} // by client name
-	closing  bool
-	handlers sync.WaitGroup
-	readers  sync.WaitGroup
+	mu        sync.Mutex
+	conns     map[net.PacketConn]struct{}
+	listeners map[net.Listener]struct{} // RadSec
+	streams   map[net.Conn]struct{}     // open RadSec connections
+	inflight  map[string]chan struct{}  // by client name
+	closing   bool
+	handlers  sync.WaitGroup
+	readers   sync.WaitGroup
 }
 
 // NewServer builds a server; call Serve for each listening socket.
@@ -74,12 +76,14 @@ func NewServer(o Options) *Server {
 		o.Now = time.Now
 	}
 	s := &Server{
-		metrics:  o.Metrics,
-		log:      o.Log,
-		now:      o.Now,
-		limit:    o.MaxInFlightPerClient,
-		conns:    map[net.PacketConn]struct{}{},
-		inflight: map[string]chan struct{}{},
+		metrics:   o.Metrics,
+		log:       o.Log,
+		now:       o.Now,
+		limit:     o.MaxInFlightPerClient,
+		conns:     map[net.PacketConn]struct{}{},
+		listeners: map[net.Listener]struct{}{},
+		streams:   map[net.Conn]struct{}{},
+		inflight:  map[string]chan struct{}{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.clients.Store(o.Clients)
@@ -147,8 +151,8 @@ func (s *Server) Serve(conn net.PacketConn) error {
 	}
 }
 
-// dispatch drops what must not reach a handler, then runs the handler
-// chain in its own goroutine under the client's in-flight bound.
+// dispatch drops what must not reach a handler, then hands a datagram to
+// handle with a writer that answers over UDP.
 func (s *Server) dispatch(conn net.PacketConn, addr net.Addr, b []byte) {
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok {
@@ -166,21 +170,32 @@ func (s *Server) dispatch(conn net.PacketConn, addr net.Addr, b []byte) {
 	}
 	raw := make([]byte, len(b))
 	copy(raw, b)
+	s.handle(raw, from, conn.LocalAddr(), addr, client, func(req *radius.Packet) radius.ResponseWriter {
+		return &responseWriter{conn: conn, addr: addr, req: req}
+	}, nil)
+}
+
+// handle parses a request of client and runs the handler chain for it in
+// its own goroutine, under the client's in-flight bound. reply makes the
+// writer that sends the answer. It reports whether it started a handler; done, when not nil, is called
+// when that handler returns.
+func (s *Server) handle(raw []byte, from netip.AddrPort, local, remote net.Addr, client *Client,
+	reply func(req *radius.Packet) radius.ResponseWriter, done func()) bool {
 	pkt, err := radius.Parse(raw, client.Secret)
 	if err != nil {
 		s.drop(DropMalformed, from, client)
-		return
+		return false
 	}
 	if pkt.Code != radius.CodeAccessRequest && pkt.Code != radius.CodeStatusServer {
 		s.drop(DropUnsupportedCode, from, client)
-		return
+		return false
 	}
 	sem := s.semaphore(client.Name)
 	select {
 	case sem <- struct{}{}:
 	default:
 		s.drop(DropOverload, from, client)
-		return
+		return false
 	}
 	s.handlers.Add(1)
 	s.metrics.InFlight.Inc()
@@ -188,13 +203,17 @@ func (s *Server) dispatch(conn net.PacketConn, addr net.Addr, b []byte) {
 		defer func() {
 			<-sem
 			s.metrics.InFlight.Dec()
+			if done != nil {
+				done()
+			}
 			s.handlers.Done()
 		}()
 		info := &requestInfo{client: client, raw: raw, from: from, received: s.now()}
-		req := (&radius.Request{LocalAddr: conn.LocalAddr(), RemoteAddr: addr, Packet: pkt}).
+		req := (&radius.Request{LocalAddr: local, RemoteAddr: remote, Packet: pkt}).
 			WithContext(context.WithValue(s.ctx, infoKey{}, info))
-		s.handler.ServeRADIUS(&responseWriter{conn: conn, addr: addr, req: pkt}, req)
+		s.handler.ServeRADIUS(reply(pkt), req)
 	}()
+	return true
 }
 
 func (s *Server) semaphore(name string) chan struct{} {
@@ -227,17 +246,33 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for c := range s.conns {
 		c.Close()
 	}
+	for l := range s.listeners {
+		l.Close()
+	}
+	// RadSec connections stop reading now but stay open until their
+	// requests in flight are answered.
+	for c := range s.streams {
+		c.SetReadDeadline(time.Now())
+	}
 	s.mu.Unlock()
-	s.readers.Wait()
 
 	done := make(chan struct{})
-	go func() { s.handlers.Wait(); close(done) }()
+	go func() {
+		s.readers.Wait()
+		s.handlers.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 		s.cancel()
 		return nil
 	case <-ctx.Done():
 		s.cancel()
+		s.mu.Lock()
+		for c := range s.streams {
+			c.Close()
+		}
+		s.mu.Unlock()
 		<-done
 		return ctx.Err()
 	}

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -175,6 +177,7 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 		Log:             log.With("component", "radius"),
 	})
 
+	errc := make(chan error, len(cfg.Server.RadiusListen)+1)
 	var conns []net.PacketConn
 	for _, addr := range cfg.Server.RadiusListen {
 		pc, err := listenUDP(addr)
@@ -185,6 +188,27 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 			return fmt.Errorf("server.radius_listen %s: %w", addr, err)
 		}
 		conns = append(conns, pc)
+	}
+	var radsecLn net.Listener
+	if cfg.Server.RadsecListen != "" {
+		tlsCfg, err := radsecTLS(cfg.Server.RadsecTLS)
+		if err == nil {
+			radsecLn, err = net.Listen("tcp", cfg.Server.RadsecListen)
+		}
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return fmt.Errorf("server.radsec_listen %s: %w", cfg.Server.RadsecListen, err)
+		}
+		radsecOpts := radius.RadSecOptions{TLS: tlsCfg, IdleTimeout: cfg.Server.RadsecIdleTimeout,
+			MaxConnections: cfg.Server.RadsecMaxConnections}
+		defer func() { radsecLn.Close() }()
+		go func() {
+			if err := srv.ServeRadSec(radsecLn, radsecOpts); err != nil {
+				errc <- err
+			}
+		}()
 	}
 	var ready atomic.Bool
 	var adminSrv *http.Server
@@ -218,7 +242,6 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 	}
 
 	var wg sync.WaitGroup
-	errc := make(chan error, len(conns))
 	for _, pc := range conns {
 		wg.Add(1)
 		go func() {
@@ -233,7 +256,7 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 	for i, c := range conns {
 		addrs[i] = c.LocalAddr().String()
 	}
-	log.Info("mfabridge started", "version", versionString(), "radius", addrs, "admin", cfg.Server.AdminListen,
+	log.Info("mfabridge started", "version", versionString(), "radius", addrs, "radsec", cfg.Server.RadsecListen, "admin", cfg.Server.AdminListen,
 		"clients", len(cfg.Clients), "ldap", cfg.LDAP.URLs)
 
 	hup := make(chan os.Signal, 1)
@@ -291,8 +314,9 @@ func reload(path string, current *atomic.Pointer[graph], srv *radius.Server, log
 		return
 	}
 	if !slices.Equal(cfg.Server.RadiusListen, old.cfg.Server.RadiusListen) || cfg.Server.AdminListen != old.cfg.Server.AdminListen ||
+		cfg.Server.RadsecListen != old.cfg.Server.RadsecListen || cfg.Server.RadsecTLS != old.cfg.Server.RadsecTLS ||
 		cfg.Logging != old.cfg.Logging {
-		log.Warn("listeners and logging change only on restart; the rest of the new configuration is in force")
+		log.Warn("listeners, RadSec certificates and logging change only on restart; the rest of the new configuration is in force")
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
@@ -329,4 +353,27 @@ func openAudit(path string, stdout io.Writer) (io.Writer, func(), error) {
 		return nil, nil, fmt.Errorf("logging.audit_file: %w", err)
 	}
 	return f, func() { f.Sync(); f.Close() }, nil
+}
+
+// radsecTLS builds the RadSec server's TLS configuration: its certificate,
+// and client certificates required and verified against client_ca_file.
+func radsecTLS(c config.RadsecTLS) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("radsec_tls: %w", err)
+	}
+	pem, err := os.ReadFile(c.ClientCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("radsec_tls.client_ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("radsec_tls.client_ca_file %s holds no PEM certificate", c.ClientCAFile)
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pool,
+	}, nil
 }
