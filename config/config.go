@@ -171,6 +171,15 @@ type Twilio struct {
 	AuthToken  Secret `yaml:"auth_token"`
 	From       string `yaml:"from"`    // E.164 sender number
 	APIURL     string `yaml:"api_url"` // default "" (Twilio's own); set for tests
+	// DefaultCountryCode turns a national number from the directory
+	// (07700 900001) into E.164 (+447700900001); digits, e.g. "44".
+	// Default "": numbers must be written +… or 00….
+	DefaultCountryCode string `yaml:"default_country_code"`
+	// MaxPerMinute caps text messages and calls for all users together;
+	// default 30.
+	MaxPerMinute int `yaml:"max_per_minute"`
+	// Timeout bounds each request to Twilio; default 10s.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // SMS is the text-message factor.
@@ -185,6 +194,9 @@ type SMS struct {
 type Voice struct {
 	Mode       string `yaml:"mode"`         // code (default): the call reads a code; approve: press #
 	MaxPerHour int    `yaml:"max_per_hour"` // per user; default 3
+	// ApproveTimeout is how long auto mode holds a request for the #;
+	// default 60s. Keep it below the NAS's own RADIUS timeout.
+	ApproveTimeout Duration `yaml:"approve_timeout"`
 }
 
 // Smartcard is EAP-TLS with a certificate on a card.

@@ -333,7 +333,10 @@ func (c *Config) validateStoreState(v *validator) {
 	}
 }
 
-var e164RE = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+var (
+	e164RE        = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+	countryCodeRE = regexp.MustCompile(`^[1-9][0-9]{0,3}$`)
+)
 
 func (c *Config) validateFactors(v *validator) {
 	f := c.Factors
@@ -361,6 +364,21 @@ func (c *Config) validateFactors(v *validator) {
 	if f.Twilio.APIURL != "" {
 		if u, err := url.Parse(f.Twilio.APIURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			v.bad("factors.twilio.api_url", fmt.Sprintf("%q is not an http(s) URL", f.Twilio.APIURL), "leave it empty to use Twilio itself")
+		}
+	}
+	if cc := f.Twilio.DefaultCountryCode; cc != "" && !countryCodeRE.MatchString(cc) {
+		v.bad("factors.twilio.default_country_code", fmt.Sprintf("%q is not a country calling code", cc), `write digits without +, such as "44"`)
+	}
+	if f.Twilio.MaxPerMinute < 1 {
+		v.bad("factors.twilio.max_per_minute", "must be at least 1", "30 is usual; every message and call costs money")
+	}
+	positive(v, "factors.twilio.timeout", f.Twilio.Timeout, time.Minute)
+	positive(v, "factors.voice.approve_timeout", f.Voice.ApproveTimeout, 5*time.Minute)
+	if !f.Twilio.AccountSID.IsZero() || !f.Twilio.AuthToken.IsZero() || f.Twilio.From != "" {
+		for key, missing := range map[string]bool{"account_sid": f.Twilio.AccountSID.IsZero(), "auth_token": f.Twilio.AuthToken.IsZero(), "from": f.Twilio.From == ""} {
+			if missing {
+				v.bad("factors.twilio."+key, "missing: text messages and calls need account_sid, auth_token and from", `write it, e.g. account_sid: "env:TWILIO_SID"`)
+			}
 		}
 	}
 	if f.SMS.CodeLength < 4 || f.SMS.CodeLength > 10 {
@@ -421,6 +439,11 @@ func (c *Config) validatePolicies(v *validator) {
 		if p.Mode == ModeAuto && (!seen[FactorVoice] || c.Factors.Voice.Mode != "approve") {
 			v.bad(at+".mode", "auto mode needs the voice factor with factors.voice.mode: approve",
 				"add voice to factors and set factors.voice.mode: approve, or use challenge")
+		}
+		if seen[FactorVoice] && p.MFA != MFAOff && c.Factors.Voice.Mode == "approve" &&
+			(c.Server.PublicURL == "" || c.Server.AdminListen == "") && !c.Factors.Twilio.AccountSID.IsZero() {
+			v.bad(at+".factors", "voice approve needs server.public_url and server.admin_listen: Twilio posts the key pressed there",
+				"set server.public_url to the https address that reaches admin_listen")
 		}
 		if p.Unenrolled != UnenrolledReject && p.Unenrolled != UnenrolledAllow {
 			v.bad(at+".unenrolled", fmt.Sprintf("%q is not reject or allow", p.Unenrolled), "reject is the safe choice")

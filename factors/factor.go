@@ -22,15 +22,43 @@ const (
 type Factor interface {
 	// Method names the factor.
 	Method() Method
-	// Label is how a prompt names the factor: "the code from your
-	// authenticator app".
-	Label() string
+	// Label is how a prompt names the factor for u: "the code from your
+	// authenticator app", "a text message to ******0001".
+	Label(u *User) string
 	// Enrolled reports whether u can use the factor now.
 	Enrolled(u *User) bool
 	// Check verifies an answer: nil passes; ErrWrongCode and ErrReplayed
 	// refuse; anything else is a failure of the factor itself.
 	Check(ctx context.Context, u *User, answer string) error
 }
+
+// Starter is a factor that sends something when chosen: a text message
+// or a call. Start sends it and says what was sent.
+type Starter interface {
+	Factor
+	Start(ctx context.Context, u *User) (Prompt, error)
+}
+
+// Prompt is what a factor tells the user after starting.
+type Prompt struct {
+	Text string // "A text message with a code was sent to ******0001."
+}
+
+// Approver is a factor answered out of band (a call answered with #):
+// after Start, Approval reports where the approval stands.
+type Approver interface {
+	Starter
+	Approval(ctx context.Context, u *User) (Approval, error)
+}
+
+// Approval is the state of an out-of-band approval.
+type Approval int
+
+const (
+	Pending Approval = iota
+	Approved
+	Refused
+)
 
 // CodeLength is implemented by factors whose answer is a code of fixed
 // length typed by the user, which append mode cuts off the password.
@@ -47,7 +75,27 @@ var (
 	// ErrNotEnrolled means the user holds no usable credential for the
 	// factor.
 	ErrNotEnrolled = errors.New("not enrolled")
+	// ErrRateLimited means a send was refused by a per-user or global limit.
+	ErrRateLimited = errors.New("send limit reached")
+	// ErrExpired means no code or approval is pending (never sent, used
+	// up, or past its lifetime).
+	ErrExpired = errors.New("nothing pending")
 )
+
+// SendError is a failure of the outside service that sends codes or
+// places calls; Code is the service's own error code, for the log.
+type SendError struct {
+	Method Method
+	Code   int // e.g. Twilio's 21211; 0 when unknown (a timeout)
+	Status int // HTTP status; 0 for a network failure
+	Err    error
+}
+
+func (e *SendError) Error() string {
+	return fmt.Sprintf("%s: send failed (service error %d, HTTP %d): %v", e.Method, e.Code, e.Status, e.Err)
+}
+
+func (e *SendError) Unwrap() error { return e.Err }
 
 // Credential is a user's enrolment in one code-based method. Secret is
 // the raw key; String never shows it.
@@ -74,6 +122,9 @@ func (c Credential) GoString() string { return c.String() }
 // Enrolment is what the enrolment store holds for one user.
 type Enrolment struct {
 	Credentials []Credential
+	// Default is the method the user picked to be asked for first, when
+	// it is not a stored credential (sms, voice); "" otherwise.
+	Default Method
 	// LockoutEpoch changes when an admin resets the user's lockout; the
 	// lockout counters are kept per epoch, so a reset starts them afresh.
 	LockoutEpoch int64

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"strconv"
+	"strings"
+	"time"
 
 	"layeh.com/radius"
 
@@ -21,9 +23,13 @@ type session struct {
 	User     string           `json:"user"`
 	DN       string           `json:"dn"`
 	Groups   []string         `json:"groups"`
+	Mobile   string           `json:"mobile,omitempty"`
+	Voice    string           `json:"voice,omitempty"`
 	Policy   string           `json:"policy"`
-	Methods  []factors.Method `json:"methods"`
-	Attempts int              `json:"attempts"` // wrong answers still allowed
+	Methods  []factors.Method `json:"methods"`          // offered and still usable
+	Active   factors.Method   `json:"active,omitempty"` // a sending method whose code or approval is pending
+	Menu     []factors.Method `json:"menu,omitempty"`   // the numbers in the prompt: Menu[0] is reply 1
+	Attempts int              `json:"attempts"`         // wrong answers still allowed
 	Station  string           `json:"station,omitempty"`
 	Epoch    int64            `json:"epoch"`
 }
@@ -33,24 +39,133 @@ const stateLen = 16
 
 func sessionKey(state []byte) string { return "session:" + hex.EncodeToString(state) }
 
-func (c *Conversation) promptFor(ms []factors.Method) string {
-	return "Enter " + c.labelsOf(ms) + "."
+// isStarter reports whether m sends something when chosen.
+func (c *Conversation) isStarter(m factors.Method) bool {
+	_, ok := c.factors[m].(factors.Starter)
+	return ok
 }
 
-// challenge stores a new session and answers Access-Challenge with its
-// State and prompt.
-func (c *Conversation) challenge(ctx context.Context, client *Client, pol *policy, u *factors.User, methods []factors.Method,
-	attempts int, station, prompt string) decision {
+func (c *Conversation) isApprover(m factors.Method) bool {
+	_, ok := c.factors[m].(factors.Approver)
+	return ok
+}
+
+// prompt words a challenge: what happened (lead), what to type, and a
+// numbered menu of the sending methods not in use. It returns the menu.
+func (c *Conversation) prompt(u *factors.User, methods []factors.Method, active factors.Method, lead string) (string, []factors.Method) {
+	var typed, menu []factors.Method
+	for _, m := range methods {
+		switch {
+		case m == active:
+		case c.isStarter(m):
+			menu = append(menu, m)
+		default:
+			typed = append(typed, m)
+		}
+	}
+	var parts []string
+	if lead != "" {
+		parts = append(parts, lead)
+	}
+	var ask string
+	switch {
+	case active != "" && c.isApprover(active):
+		ask = "Press Enter here once you have pressed # on the phone"
+		if len(typed) > 0 {
+			ask += ", or enter " + c.labelsOf(u, typed)
+		}
+	case active != "":
+		ask = "Enter that code"
+		if len(typed) > 0 {
+			ask += " or " + c.labelsOf(u, typed)
+		}
+	case len(typed) > 0:
+		ask = "Enter " + c.labelsOf(u, typed)
+	}
+	var opts []string
+	for i, m := range menu {
+		opts = append(opts, strconv.Itoa(i+1)+" for "+c.factors[m].Label(u))
+	}
+	switch {
+	case ask != "" && len(opts) > 0:
+		ask += ", or reply " + strings.Join(opts, ", ")
+	case len(opts) > 0:
+		ask = "Reply " + strings.Join(opts, ", ")
+	}
+	if ask != "" {
+		parts = append(parts, ask+".")
+	}
+	return strings.Join(parts, " "), menu
+}
+
+// firstChallenge answers a right password with the first challenge. When
+// the user's default method sends something, it is sent at once.
+func (c *Conversation) firstChallenge(ctx context.Context, client *Client, pol *policy, u *factors.User,
+	offered []factors.Method, station string) decision {
+	s := c.newSession(client, pol, u, offered, station)
+	lead := ""
+	if c.isStarter(offered[0]) {
+		var ok bool
+		lead, ok = c.start(ctx, u, offered[0])
+		if ok {
+			s.Active = offered[0]
+		} else {
+			s.Methods = without(s.Methods, offered[0])
+		}
+	}
+	if len(s.Methods) == 0 {
+		return reject(ReasonSendFailed, lead)
+	}
+	return c.challenge(ctx, s, u, lead, ReasonChallenge)
+}
+
+func (c *Conversation) newSession(client *Client, pol *policy, u *factors.User, methods []factors.Method, station string) session {
+	s := session{Client: client.Name, User: u.Name, DN: u.DN, Groups: u.Groups, Mobile: u.Mobile, Voice: u.Voice,
+		Policy: pol.name, Methods: methods, Attempts: pol.Attempts, Station: station}
+	if u.Enrolment != nil {
+		s.Epoch = u.Enrolment.LockoutEpoch
+	}
+	return s
+}
+
+// start starts a sending method and returns what to tell the user, and
+// whether it was sent. A failure is logged with the service's error code
+// (never the code sent) and counted; the user is told in a sentence.
+func (c *Conversation) start(ctx context.Context, u *factors.User, m factors.Method) (string, bool) {
+	f := c.factors[m].(factors.Starter)
+	p, err := f.Start(ctx, u)
+	var se *factors.SendError
+	switch {
+	case err == nil:
+		c.metrics.Sends.WithLabelValues(string(m), "sent").Inc()
+		return p.Text, true
+	case errors.Is(err, factors.ErrRateLimited):
+		c.metrics.Sends.WithLabelValues(string(m), "rate_limited").Inc()
+		c.log.Warn("send refused by a limit", "user", u.Name, "factor", string(m), "err", err)
+		return "Too many codes have been sent to you; try again later or use another method.", false
+	case errors.As(err, &se):
+		c.metrics.Sends.WithLabelValues(string(m), "failed").Inc()
+		c.log.Error("send failed", "user", u.Name, "factor", string(m), "service_code", se.Code, "http_status", se.Status, "err", se.Err)
+	default:
+		c.metrics.Sends.WithLabelValues(string(m), "failed").Inc()
+		c.log.Error("send failed", "user", u.Name, "factor", string(m), "err", err)
+	}
+	if m == factors.Voice {
+		return "The call could not be placed.", false
+	}
+	return "The text message could not be sent.", false
+}
+
+// challenge stores s under a new State and answers Access-Challenge with
+// the prompt.
+func (c *Conversation) challenge(ctx context.Context, s session, u *factors.User, lead, reason string) decision {
 	st := make([]byte, stateLen)
 	if _, err := io.ReadFull(c.rand, st); err != nil {
 		c.log.Error("no randomness for a State", "err", err)
 		return reject(ReasonInternal, msgFailed)
 	}
-	s := session{Client: client.Name, User: u.Name, DN: u.DN, Groups: u.Groups, Policy: pol.name, Methods: methods,
-		Attempts: attempts, Station: station}
-	if u.Enrolment != nil {
-		s.Epoch = u.Enrolment.LockoutEpoch
-	}
+	text, menu := c.prompt(u, s.Methods, s.Active, lead)
+	s.Menu = menu
 	b, err := json.Marshal(s)
 	if err != nil {
 		return reject(ReasonInternal, msgFailed)
@@ -59,16 +174,13 @@ func (c *Conversation) challenge(ctx context.Context, client *Client, pol *polic
 		c.log.Error("cannot store a challenge session", "err", err)
 		return reject(ReasonInternal, msgUnavailable)
 	}
-	reason := ReasonChallenge
-	if attempts < pol.Attempts {
-		reason = ReasonRetry
-	}
-	return decision{code: radius.CodeAccessChallenge, reason: reason, message: prompt, state: st, eapID: -1}
+	return decision{code: radius.CodeAccessChallenge, reason: reason, message: text, state: st, eapID: -1}
 }
 
 // answer handles the reply to a challenge: the State must be live, issued
-// to this client for this user; then the code is checked.
-func (c *Conversation) answer(ctx context.Context, client *Client, user string, st []byte, code string) decision {
+// to this client for this user; then the answer is a menu choice, an
+// approval ("pressed #"), or a code.
+func (c *Conversation) answer(ctx context.Context, client *Client, user string, st []byte, answer string) decision {
 	b, ok, err := c.state.Take(ctx, sessionKey(st))
 	if err != nil {
 		c.log.Error("state store unavailable", "err", err)
@@ -99,8 +211,39 @@ func (c *Conversation) answer(ctx context.Context, client *Client, user string, 
 	if d, locked := c.checkLock(ctx, lk); locked {
 		return d
 	}
-	u := &factors.User{Name: user, DN: s.DN, Groups: s.Groups, Enrolment: enr}
-	d := c.verify(ctx, client, pol, u, lk, s.Methods, code, s.Station)
+	u := &factors.User{Name: user, DN: s.DN, Groups: s.Groups, Mobile: s.Mobile, Voice: s.Voice, Enrolment: enr}
+	answer = strings.TrimSpace(answer)
+
+	// A menu choice starts a sending method; it costs no attempt.
+	if n, err := strconv.Atoi(answer); err == nil && len(answer) == 1 && n >= 1 && n <= len(s.Menu) {
+		m := s.Menu[n-1]
+		lead, ok := c.start(ctx, u, m)
+		if ok {
+			s.Active = m
+		} else {
+			s.Methods = without(s.Methods, m)
+			if len(s.Methods) == 0 {
+				return reject(ReasonSendFailed, lead)
+			}
+		}
+		return c.challenge(ctx, s, u, lead, ReasonMethodStarted)
+	}
+
+	// Pressed Enter after the call: the approval decides.
+	if s.Active != "" && c.isApprover(s.Active) && !allDigits(answer) {
+		err := c.factors[s.Active].Check(ctx, u, answer)
+		switch {
+		case err == nil:
+			return c.passed(ctx, client, pol, u, s.Active, s.Station)
+		case errors.Is(err, factors.ErrNotYet):
+			return c.challenge(ctx, s, u, "The call has not been answered with # yet.", ReasonChallengePending)
+		case errors.Is(err, factors.ErrRefused):
+			return reject(ReasonRefused, "The sign-in was refused on the phone.")
+		}
+		return reject(ReasonApprovalTimeout, msgFailed)
+	}
+
+	d := c.verify(ctx, client, pol, u, lk, s.Methods, s.Active, answer, s.Station)
 	if d.code == radius.CodeAccessAccept || d.reason == ReasonLockedCode || d.reason == ReasonInternal {
 		return d
 	}
@@ -108,45 +251,41 @@ func (c *Conversation) answer(ctx context.Context, client *Client, user string, 
 		d.reason, d.message = ReasonAttemptsExhausted, msgTooMany
 		return d
 	}
-	retry := c.challenge(ctx, client, pol, u, s.Methods, s.Attempts-1, s.Station, "Wrong code. "+c.promptFor(s.Methods))
-	if d.reason == ReasonReplayedCode && retry.code == radius.CodeAccessChallenge {
+	s.Attempts--
+	reason := ReasonRetry
+	if d.reason == ReasonReplayedCode {
 		// Keep a replay visible in the audit log: admins alert on it.
-		retry.reason = ReasonReplayRetry
+		reason = ReasonReplayRetry
 	}
-	return retry
+	return c.challenge(ctx, s, u, "Wrong code.", reason)
 }
 
-// verify checks a code against the methods, the default first. A pass is
-// recorded (remember, last used); a miss counts towards the code lockout.
+// verify checks a code against the methods that take one: the stored
+// code methods, and the sending method in use. A pass is recorded
+// (remember, last used); a miss counts towards the code lockout.
 func (c *Conversation) verify(ctx context.Context, client *Client, pol *policy, u *factors.User, lk lockKeys,
-	methods []factors.Method, code, station string) decision {
+	methods []factors.Method, active factors.Method, code, station string) decision {
 	start := c.now()
 	defer func() { c.metrics.Duration.WithLabelValues("factor").Observe(c.now().Sub(start).Seconds()) }()
 	replayed := false
 	for _, m := range methods {
 		f, ok := c.factors[m]
-		if !ok {
+		if !ok || c.isApprover(m) && m == active {
+			continue
+		}
+		// A sending method has a code only once sent; in append mode the
+		// code may come from an earlier login, so try it anyway.
+		if c.isStarter(m) && active != "" && m != active {
 			continue
 		}
 		err := f.Check(ctx, u, code)
 		switch {
 		case err == nil:
-			if c.enrolments != nil {
-				if err := c.enrolments.Used(ctx, u.Name, m); err != nil {
-					c.log.Warn("cannot record last use", "user", u.Name, "err", err)
-				}
-			}
-			if pol.Remember > 0 && station != "" {
-				if err := c.state.Set(ctx, rememberKey(client, u.Name, station), []byte{1}, pol.Remember); err != nil {
-					c.log.Warn("cannot remember the login", "err", err)
-				}
-			}
-			d := accept(ReasonMFA, pol.replyAttributes(u))
-			d.factor = m
-			return d
+			return c.passed(ctx, client, pol, u, m, station)
 		case errors.Is(err, factors.ErrReplayed):
 			replayed = true
-		case errors.Is(err, factors.ErrWrongCode), errors.Is(err, factors.ErrNotEnrolled):
+		case errors.Is(err, factors.ErrWrongCode), errors.Is(err, factors.ErrNotEnrolled), errors.Is(err, factors.ErrExpired),
+			errors.Is(err, factors.ErrNotYet), errors.Is(err, factors.ErrRefused):
 		default:
 			c.log.Error("second factor failed", "user", u.Name, "factor", string(m), "err", err)
 			return reject(ReasonInternal, msgUnavailable)
@@ -159,6 +298,129 @@ func (c *Conversation) verify(ctx context.Context, client *Client, pol *policy, 
 		return reject(ReasonReplayedCode, msgFailed)
 	}
 	return reject(ReasonWrongCode, msgFailed)
+}
+
+// passed accepts a full MFA success: last use recorded, the login
+// remembered when the policy says so.
+func (c *Conversation) passed(ctx context.Context, client *Client, pol *policy, u *factors.User, m factors.Method, station string) decision {
+	if c.enrolments != nil && !c.isStarter(m) {
+		if err := c.enrolments.Used(ctx, u.Name, m); err != nil {
+			c.log.Warn("cannot record last use", "user", u.Name, "err", err)
+		}
+	}
+	if pol.Remember > 0 && station != "" {
+		if err := c.state.Set(ctx, rememberKey(client, u.Name, station), []byte{1}, pol.Remember); err != nil {
+			c.log.Warn("cannot remember the login", "err", err)
+		}
+	}
+	d := accept(ReasonMFA, pol.replyAttributes(u))
+	d.factor = m
+	return d
+}
+
+// appendStart handles "password,sms" and "password,call" in append mode:
+// the password was right, so a code is sent and the login refused with a
+// message saying so; the next login carries password and code. A call in
+// approve mode is awaited instead.
+func (c *Conversation) appendStart(ctx context.Context, client *Client, pol *policy, u *factors.User, lk lockKeys,
+	offered []factors.Method, m factors.Method, station string) decision {
+	if !contains(offered, m) || !c.isStarter(m) {
+		return reject(ReasonMethodUnavailable, "That method is not available to you.")
+	}
+	if c.isApprover(m) {
+		if cl, ok := c.factors[m].(factors.CodeLength); !ok || cl.CodeLength(u) == 0 {
+			return c.await(ctx, client, pol, u, m, station)
+		}
+	}
+	lead, ok := c.start(ctx, u, m)
+	if !ok {
+		return reject(ReasonSendFailed, lead)
+	}
+	d := reject(ReasonCodeSent, lead+" Log in again with your password followed by the code.")
+	d.factor = m
+	return d
+}
+
+// appendHint tells a user who typed only the password what to add.
+func (c *Conversation) appendHint(u *factors.User, offered []factors.Method) string {
+	var typed []factors.Method
+	var asks []string
+	for _, m := range offered {
+		if !c.isStarter(m) {
+			typed = append(typed, m)
+			continue
+		}
+		switch m {
+		case factors.SMS:
+			asks = append(asks, "add ,sms to get a text message")
+		case factors.Voice:
+			asks = append(asks, "add ,call to get a phone call")
+		}
+	}
+	msg := "Type your password followed by "
+	if len(typed) > 0 {
+		msg += c.labelsOf(u, typed)
+	} else {
+		msg += "a code"
+	}
+	if len(asks) > 0 {
+		msg += ", or " + strings.Join(asks, ", or ")
+	}
+	return msg + "."
+}
+
+// await starts an approval and holds the request until it is given,
+// refused or times out (auto mode). Retransmissions meanwhile are
+// absorbed by the duplicate cache; nothing is sent twice.
+func (c *Conversation) await(ctx context.Context, client *Client, pol *policy, u *factors.User, m factors.Method, station string) decision {
+	lead, ok := c.start(ctx, u, m)
+	if !ok {
+		return reject(ReasonSendFailed, lead)
+	}
+	f := c.factors[m].(factors.Approver)
+	ctx, cancel := context.WithTimeout(ctx, c.approveTimeout)
+	defer cancel()
+	tick := time.NewTicker(c.approvePoll)
+	defer tick.Stop()
+	for {
+		a, err := f.Approval(ctx, u)
+		switch {
+		case err != nil && !errors.Is(err, factors.ErrExpired):
+			c.log.Error("approval unavailable", "user", u.Name, "err", err)
+			return reject(ReasonInternal, msgUnavailable)
+		case a == factors.Approved:
+			if err := f.Check(ctx, u, ""); err != nil {
+				return reject(ReasonReplayedCode, msgFailed)
+			}
+			return c.passed(ctx, client, pol, u, m, station)
+		case a == factors.Refused:
+			return reject(ReasonRefused, "The sign-in was refused on the phone.")
+		}
+		select {
+		case <-ctx.Done():
+			return reject(ReasonApprovalTimeout, "The call was not answered with # in time.")
+		case <-tick.C:
+		}
+	}
+}
+
+func without(ms []factors.Method, m factors.Method) []factors.Method {
+	out := make([]factors.Method, 0, len(ms))
+	for _, x := range ms {
+		if x != m {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func contains(ms []factors.Method, m factors.Method) bool {
+	for _, x := range ms {
+		if x == m {
+			return true
+		}
+	}
+	return false
 }
 
 func rememberKey(client *Client, user, station string) string {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
@@ -55,6 +56,7 @@ type ConversationOptions struct {
 	Username             config.Username
 	ReportPasswordExpiry bool
 	ChallengeTimeout     time.Duration // default 2m
+	ApproveTimeout       time.Duration // how long auto mode holds a request; default 60s
 	Lockout              config.Lockout
 	Audit                *audit.Log // nil: no audit records
 	Metrics              *Metrics
@@ -74,12 +76,15 @@ type Conversation struct {
 	username   config.Username
 	expiry     bool
 	timeout    time.Duration
-	lockout    config.Lockout
-	audit      *audit.Log
-	metrics    *Metrics
-	log        *slog.Logger
-	now        func() time.Time
-	rand       io.Reader
+	// approveTimeout bounds a held request; approvePoll is how often
+	// the approval is looked at meanwhile.
+	approveTimeout, approvePoll time.Duration
+	lockout                     config.Lockout
+	audit                       *audit.Log
+	metrics                     *Metrics
+	log                         *slog.Logger
+	now                         func() time.Time
+	rand                        io.Reader
 }
 
 // NewConversation compiles the policies.
@@ -106,6 +111,9 @@ func NewConversation(o ConversationOptions) (*Conversation, error) {
 	if o.ChallengeTimeout <= 0 {
 		o.ChallengeTimeout = 2 * time.Minute
 	}
+	if o.ApproveTimeout <= 0 {
+		o.ApproveTimeout = time.Minute
+	}
 	if o.Lockout.Window <= 0 {
 		o.Lockout = config.Default().Lockout
 	}
@@ -115,6 +123,7 @@ func NewConversation(o ConversationOptions) (*Conversation, error) {
 	}
 	return &Conversation{dir: o.Directory, enrolments: o.Enrolments, state: o.State, factors: fs, policies: ps,
 		username: o.Username, expiry: o.ReportPasswordExpiry, timeout: o.ChallengeTimeout, lockout: o.Lockout,
+		approveTimeout: o.ApproveTimeout, approvePoll: 250 * time.Millisecond,
 		audit: o.Audit, metrics: o.Metrics, log: o.Log, now: o.Now, rand: o.Rand}, nil
 }
 
@@ -141,6 +150,8 @@ const (
 	ReasonMFA               = "mfa_passed"              // accepted: password and second factor
 	ReasonRemembered        = "remembered"              // accepted: password alone inside the remember window
 	ReasonChallenge         = "challenge_sent"          // challenged: the password was right
+	ReasonMethodStarted     = "method_started"          // challenged: a text message or call was chosen from the menu
+	ReasonChallengePending  = "approval_pending"        // challenged: Enter pressed before # on the phone
 	ReasonRetry             = "wrong_code_retry"        // challenged again after a wrong code
 	ReasonReplayRetry       = "code_replayed_retry"     // challenged again after a code used before
 	ReasonBadRequest        = "bad_request"             // no usable User-Name or User-Password
@@ -159,6 +170,11 @@ const (
 	ReasonReplayedCode      = "code_replayed" // a right code used before
 	ReasonCodeMissing       = "code_missing"  // append mode without a code after the password
 	ReasonAttemptsExhausted = "attempts_exhausted"
+	ReasonCodeSent          = "code_sent"           // append mode: "password,sms" sent a code; log in again with it
+	ReasonSendFailed        = "send_failed"         // a text message or call failed, or a limit refused it, and nothing else is left
+	ReasonMethodUnavailable = "method_unavailable"  // append mode asked for a method the user cannot use
+	ReasonRefused           = "call_refused"        // a key other than # was pressed
+	ReasonApprovalTimeout   = "approval_timeout"    // no # in time
 	ReasonLockedPassword    = "locked_out_password" // too many wrong passwords
 	ReasonLockedCode        = "locked_out_code"     // too many wrong codes
 	ReasonUnknownState      = "unknown_state"       // a State this server did not issue, used, or expired
@@ -206,7 +222,7 @@ func (c *Conversation) ServeRADIUS(w radius.ResponseWriter, r *radius.Request) {
 		rfc2865.State_Set(resp, d.state)
 	}
 	if d.message != "" {
-		if a, err := radius.NewString(d.message); err == nil {
+		if a, err := radius.NewString(truncate(d.message, 253)); err == nil {
 			resp.Add(rfc2865.ReplyMessage_Type, a)
 		}
 	}
@@ -333,3 +349,15 @@ func isCHAP(p *radius.Packet) bool {
 
 // String helps debug output name decisions.
 func (d decision) String() string { return fmt.Sprintf("%s (%s)", d.code, d.reason) }
+
+// truncate shortens s to at most n bytes on a UTF-8 boundary: one
+// Reply-Message attribute holds 253.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}

@@ -23,14 +23,14 @@ func (c *Conversation) decideUser(ctx context.Context, p *radius.Packet, client 
 	if err != nil {
 		return reject(ReasonBadRequest, msgFailed)
 	}
+	if st := rfc2865.State_Get(p); st != nil {
+		// An empty answer is how a user says "I pressed # on the phone".
+		return c.answer(ctx, client, user, st, string(pw))
+	}
 	if len(pw) == 0 {
 		// An empty simple bind is an anonymous bind, which many directories
-		// accept (RFC 4513 §5.1.2): never let one reach LDAP. An empty
-		// answer to a challenge is no code either.
+		// accept (RFC 4513 §5.1.2): never let one reach LDAP.
 		return reject(ReasonEmptyPassword, msgFailed)
-	}
-	if st := rfc2865.State_Get(p); st != nil {
-		return c.answer(ctx, client, user, st, string(pw))
 	}
 	return c.login(ctx, client, pol, user, string(pw), callingStation(p))
 }
@@ -56,9 +56,18 @@ func (c *Conversation) login(ctx context.Context, client *Client, pol *policy, u
 	u := &factors.User{Name: user, Enrolment: enr}
 	remembered := pol.Remember > 0 && station != "" && c.isRemembered(ctx, client, user, station)
 
+	// Append mode: "password,sms" or "password,call" asks for a code.
+	var asked factors.Method
+	cands := c.candidates(pol, u, typed, remembered)
+	if pol.Mode == config.ModeAppend {
+		if pw, m, ok := askedMethod(typed); ok {
+			asked, cands = m, []candidate{{password: pw}}
+		}
+	}
+
 	var found *factors.User
 	var used candidate
-	for _, cand := range c.candidates(pol, u, typed, remembered) {
+	for _, cand := range cands {
 		start := c.now()
 		found, err = c.dir.Authenticate(ctx, user, cand.password)
 		c.metrics.Duration.WithLabelValues("ldap").Observe(c.now().Sub(start).Seconds())
@@ -82,7 +91,7 @@ func (c *Conversation) login(ctx context.Context, client *Client, pol *policy, u
 	if d, done := c.applyPolicy(pol, found); done {
 		return d
 	}
-	if remembered && used.code == "" {
+	if remembered && used.code == "" && asked == "" {
 		return accept(ReasonRemembered, pol.replyAttributes(found))
 	}
 	offered := c.offered(pol, found)
@@ -100,14 +109,39 @@ func (c *Conversation) login(ctx context.Context, client *Client, pol *policy, u
 
 	switch pol.Mode {
 	case config.ModeAppend:
-		if used.code == "" {
-			return reject(ReasonCodeMissing, "Type your password followed by "+c.labelsOf(offered)+".")
+		switch {
+		case asked != "":
+			return c.appendStart(ctx, client, pol, found, lk, offered, asked, station)
+		case used.code == "":
+			return reject(ReasonCodeMissing, c.appendHint(found, offered))
 		}
-		return c.verify(ctx, client, pol, found, lk, offered, used.code, station)
+		return c.verify(ctx, client, pol, found, lk, offered, "", used.code, station)
 	case config.ModeChallenge:
-		return c.challenge(ctx, client, pol, found, offered, pol.Attempts, station, c.promptFor(offered))
+		return c.firstChallenge(ctx, client, pol, found, offered, station)
+	case config.ModeAuto:
+		for _, m := range offered {
+			if _, ok := c.factors[m].(factors.Approver); ok {
+				return c.await(ctx, client, pol, found, m, station)
+			}
+		}
+		return reject(ReasonNotEnrolled, msgNotEnrolled)
 	}
 	return reject(ReasonMFAUnavailable, msgNoFactor)
+}
+
+// askedMethod splits "password,sms" and "password,call".
+func askedMethod(typed string) (password string, m factors.Method, ok bool) {
+	i := strings.LastIndexByte(typed, ',')
+	if i <= 0 {
+		return "", "", false
+	}
+	switch strings.ToLower(typed[i+1:]) {
+	case "sms", "text":
+		return typed[:i], factors.SMS, true
+	case "call", "voice", "phone":
+		return typed[:i], factors.Voice, true
+	}
+	return "", "", false
 }
 
 // candidates lists the readings of what the user typed, cheapest first,
@@ -170,7 +204,10 @@ func (c *Conversation) offered(pol *policy, u *factors.User) []factors.Method {
 		}
 	}
 	for i, m := range out {
-		if cr, ok := u.Enrolment.Credential(m); ok && cr.Default && i > 0 {
+		cr, stored := u.Enrolment.Credential(m)
+		isDefault := u.Enrolment != nil && u.Enrolment.Default == m ||
+			stored && cr.Default && (u.Enrolment == nil || u.Enrolment.Default == "")
+		if isDefault && i > 0 {
 			copy(out[1:i+1], out[:i])
 			out[0] = m
 			break
@@ -234,10 +271,10 @@ func (c *Conversation) applyPolicy(p *policy, u *factors.User) (d decision, done
 
 // labelsOf joins the labels of methods: "the code from your authenticator
 // app or the code from your hardware token".
-func (c *Conversation) labelsOf(ms []factors.Method) string {
+func (c *Conversation) labelsOf(u *factors.User, ms []factors.Method) string {
 	parts := make([]string, 0, len(ms))
 	for _, m := range ms {
-		parts = append(parts, c.factors[m].Label())
+		parts = append(parts, c.factors[m].Label(u))
 	}
 	return strings.Join(parts, " or ")
 }

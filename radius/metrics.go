@@ -29,6 +29,7 @@ type Metrics struct {
 	Resent    *prometheus.CounterVec   // client: retransmissions answered from the cache
 	Unsigned  *prometheus.CounterVec   // client: accepted without Message-Authenticator
 	Decisions *prometheus.CounterVec   // outcome, reason
+	Sends     *prometheus.CounterVec   // factor, result
 	Duration  *prometheus.HistogramVec // stage
 	InFlight  prometheus.Gauge
 }
@@ -48,6 +49,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Access-Requests accepted without Message-Authenticator (legacy clients under auto or false), by client."}, []string{"client"}),
 		Decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mfabridge_decisions_total",
 			Help: "Authentication decisions, by outcome and reason."}, []string{"outcome", "reason"}),
+		Sends: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mfabridge_factor_sends_total",
+			Help: "Text messages and calls, by factor and result (sent, rate_limited, failed)."}, []string{"factor", "result"}),
 		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "mfabridge_request_duration_seconds",
 			Help:    "Time to handle a request, by stage.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"stage"}),
@@ -55,7 +58,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Requests being handled."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Requests, m.Responses, m.Dropped, m.Resent, m.Unsigned, m.Decisions, m.Duration, m.InFlight)
+		reg.MustRegister(m.Requests, m.Responses, m.Dropped, m.Resent, m.Unsigned, m.Decisions, m.Sends, m.Duration, m.InFlight)
 	}
 	return m
 }

@@ -25,10 +25,13 @@ import (
 	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
 	"github.com/mfabridge/mfabridge/factors/otp"
+	"github.com/mfabridge/mfabridge/factors/sms"
+	"github.com/mfabridge/mfabridge/factors/voice"
 	"github.com/mfabridge/mfabridge/internal/admin"
 	"github.com/mfabridge/mfabridge/internal/audit"
 	"github.com/mfabridge/mfabridge/internal/state"
 	"github.com/mfabridge/mfabridge/internal/store"
+	"github.com/mfabridge/mfabridge/internal/twilio"
 	"github.com/mfabridge/mfabridge/ldapbind"
 	"github.com/mfabridge/mfabridge/radius"
 )
@@ -82,6 +85,8 @@ type graph struct {
 	dir     *ldapbind.Directory
 	clients *radius.ClientTable
 	conv    *radius.Conversation
+	voice   *voice.Voice   // nil without Twilio
+	twilio  *twilio.Client // nil without Twilio
 }
 
 // backends are opened once per process.
@@ -97,14 +102,21 @@ func build(cfg *config.Config, log *slog.Logger, be *backends) (*graph, error) {
 	if err != nil {
 		return nil, err
 	}
+	g := &graph{cfg: cfg, dir: dir, clients: radius.NewClientTable(cfg.Clients)}
+	fs, err := g.buildFactors(be)
+	if err != nil {
+		dir.Close()
+		return nil, err
+	}
 	opts := radius.ConversationOptions{
 		Directory:            dir,
 		State:                be.state,
-		Factors:              buildFactors(cfg, be),
+		Factors:              fs,
 		Policies:             cfg.Policies,
 		Username:             cfg.Server.Username,
 		ReportPasswordExpiry: cfg.LDAP.ReportPasswordExpiry,
 		ChallengeTimeout:     cfg.Server.ChallengeTimeout,
+		ApproveTimeout:       cfg.Factors.Voice.ApproveTimeout,
 		Lockout:              cfg.Lockout,
 		Audit:                be.aud,
 		Metrics:              be.m,
@@ -113,23 +125,42 @@ func build(cfg *config.Config, log *slog.Logger, be *backends) (*graph, error) {
 	if be.store != nil {
 		opts.Enrolments = be.store
 	}
-	conv, err := radius.NewConversation(opts)
-	if err != nil {
+	if g.conv, err = radius.NewConversation(opts); err != nil {
 		dir.Close()
 		return nil, err
 	}
-	return &graph{cfg: cfg, dir: dir, clients: radius.NewClientTable(cfg.Clients), conv: conv}, nil
+	return g, nil
 }
 
-// buildFactors lists the second factors this process can offer.
-func buildFactors(cfg *config.Config, be *backends) []factors.Factor {
-	if be.store == nil {
-		return nil
+// buildFactors lists the second factors this configuration can offer:
+// TOTP and HOTP with a store, text messages and calls with Twilio.
+func (g *graph) buildFactors(be *backends) ([]factors.Factor, error) {
+	cfg := g.cfg
+	var fs []factors.Factor
+	if be.store != nil {
+		fs = append(fs, otp.NewTOTP(cfg.Factors.TOTP.Skew, be.state, nil), otp.NewHOTP(cfg.Factors.HOTP.LookAhead, be.store))
 	}
-	return []factors.Factor{
-		otp.NewTOTP(cfg.Factors.TOTP.Skew, be.state, nil),
-		otp.NewHOTP(cfg.Factors.HOTP.LookAhead, be.store),
+	tw := cfg.Factors.Twilio
+	if tw.AccountSID.IsZero() {
+		return fs, nil
 	}
+	var err error
+	if g.twilio, err = twilio.New(tw); err != nil {
+		return nil, err
+	}
+	limits := func(perHour int) *factors.SendLimits {
+		return &factors.SendLimits{KV: be.state, PerUserHour: perHour, GlobalMinute: tw.MaxPerMinute}
+	}
+	codes := func() *factors.SentCodes {
+		return &factors.SentCodes{KV: be.state, Length: cfg.Factors.SMS.CodeLength, TTL: cfg.Factors.SMS.CodeTTL}
+	}
+	fs = append(fs, sms.New(sms.Options{Messenger: g.twilio, Codes: codes(), Limits: limits(cfg.Factors.SMS.MaxPerHour),
+		Message: cfg.Factors.SMS.Message, Issuer: cfg.Factors.TOTP.Issuer, CountryCode: tw.DefaultCountryCode}))
+	g.voice = voice.New(voice.Options{Caller: g.twilio, Mode: voice.Mode(cfg.Factors.Voice.Mode), Codes: codes(),
+		Limits: limits(cfg.Factors.Voice.MaxPerHour), KV: be.state,
+		ApproveTTL: max(cfg.Factors.Voice.ApproveTimeout, cfg.Server.ChallengeTimeout) + time.Minute,
+		PublicURL:  cfg.Server.PublicURL, Issuer: cfg.Factors.TOTP.Issuer, CountryCode: tw.DefaultCountryCode})
+	return append(fs, g.voice), nil
 }
 
 // openStore opens the enrolment store when the configuration has a key.
@@ -237,7 +268,18 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 				}},
 			}
 		}
-		adminSrv = &http.Server{Handler: admin.Handler(reg, checks), ReadHeaderTimeout: 5 * time.Second}
+		mux := admin.Handler(reg, checks)
+		// Twilio posts the key pressed in an approval call here; the
+		// current graph's voice factor checks and records it.
+		mux.Handle("POST "+voice.WebhookPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			g := current.Load()
+			if g.voice == nil {
+				http.NotFound(w, r)
+				return
+			}
+			g.voice.Webhook(g.twilio, log.With("component", "twilio")).ServeHTTP(w, r)
+		}))
+		adminSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 		go adminSrv.Serve(ln)
 	}
 

@@ -14,7 +14,7 @@ import (
 const userUsage = `mfabridge user show    --config FILE --user U
        mfabridge user reset   --config FILE --user U          clear the lockout counters
        mfabridge user remove  --config FILE --user U [METHOD] remove one method, or all
-       mfabridge user default --config FILE --user U METHOD   make METHOD the default`
+       mfabridge user default --config FILE --user U METHOD   make METHOD (totp, hotp, sms, voice) the default`
 
 var storedMethods = []factors.Method{factors.TOTP, factors.HOTP}
 
@@ -29,7 +29,11 @@ func runUser(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	method := factors.Method(a.fs.Arg(0))
-	if a.fs.NArg() > 1 || (method != "" && !slices.Contains(storedMethods, method)) {
+	valid := storedMethods
+	if verb == "default" {
+		valid = []factors.Method{factors.TOTP, factors.HOTP, factors.SMS, factors.Voice}
+	}
+	if a.fs.NArg() > 1 || (method != "" && !slices.Contains(valid, method)) {
 		fmt.Fprintln(stderr, "usage:", userUsage)
 		return exitUsage
 	}
@@ -90,10 +94,13 @@ func showUser(ctx context.Context, st *store.Store, user string, stdout io.Write
 	if err != nil {
 		return err
 	}
-	if len(e.Credentials) == 0 {
+	if len(e.Credentials) == 0 && e.Default == "" {
 		return fmt.Errorf("%s has nothing enrolled", user)
 	}
 	fmt.Fprintf(stdout, "user %s\n", user)
+	if e.Default != "" {
+		fmt.Fprintf(stdout, "  default method: %s (its number comes from the directory)\n", e.Default)
+	}
 	for _, c := range e.Credentials {
 		status := "active"
 		if !c.Active {

@@ -45,8 +45,8 @@ func NewTOTP(skew int, guard Guard, now func() time.Time) *TOTP {
 	return &TOTP{skew: skew, guard: guard, now: now}
 }
 
-func (t *TOTP) Method() factors.Method { return factors.TOTP }
-func (t *TOTP) Label() string          { return "the code from your authenticator app" }
+func (t *TOTP) Method() factors.Method     { return factors.TOTP }
+func (t *TOTP) Label(*factors.User) string { return "the code from your authenticator app" }
 
 func (t *TOTP) Enrolled(u *factors.User) bool {
 	_, ok := u.Enrolment.Credential(factors.TOTP)
@@ -103,8 +103,8 @@ func NewHOTP(lookAhead int, counters Counters) *HOTP {
 	return &HOTP{lookAhead: lookAhead, counters: counters}
 }
 
-func (h *HOTP) Method() factors.Method { return factors.HOTP }
-func (h *HOTP) Label() string          { return "the code from your hardware token" }
+func (h *HOTP) Method() factors.Method     { return factors.HOTP }
+func (h *HOTP) Label(*factors.User) string { return "the code from your hardware token" }
 
 func (h *HOTP) Enrolled(u *factors.User) bool {
 	_, ok := u.Enrolment.Credential(factors.HOTP)

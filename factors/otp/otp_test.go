@@ -210,7 +210,7 @@ func TestTOTPCheck(t *testing.T) {
 				t.Errorf("%s: Check = %v, want ErrNotEnrolled", name, err)
 			}
 		}
-		if !f.Enrolled(user("x", c)) || f.CodeLength(user("x", c)) != 6 || f.Method() != factors.TOTP || f.Label() == "" {
+		if !f.Enrolled(user("x", c)) || f.CodeLength(user("x", c)) != 6 || f.Method() != factors.TOTP || f.Label(user("x", c)) == "" {
 			t.Errorf("TOTP factor description wrong")
 		}
 	})

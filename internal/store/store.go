@@ -125,6 +125,9 @@ var migrations = []string{
 		last_used_at INTEGER NOT NULL DEFAULT 0,
 		PRIMARY KEY (user, method)
 	);`,
+	// The default may be a method with no stored credential (a text
+	// message or a call, whose numbers come from the directory).
+	`ALTER TABLE users ADD COLUMN default_method TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *Store) init(ctx context.Context) error {
@@ -235,7 +238,9 @@ func aad(user, method string) []byte { return []byte(user + "\x00" + method) }
 // lockout epoch; a user with nothing enrolled gets an empty Enrolment.
 func (s *Store) Enrolment(ctx context.Context, user string) (*factors.Enrolment, error) {
 	e := &factors.Enrolment{}
-	err := s.db.QueryRowContext(ctx, `SELECT lockout_epoch FROM users WHERE name = ?`, user).Scan(&e.LockoutEpoch)
+	var def string
+	err := s.db.QueryRowContext(ctx, `SELECT lockout_epoch, default_method FROM users WHERE name = ?`, user).Scan(&e.LockoutEpoch, &def)
+	e.Default = factors.Method(def)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: read %q: %w", user, err)
 	}
@@ -320,23 +325,35 @@ func (s *Store) Activate(ctx context.Context, user string, m factors.Method) err
 	return s.exec1(ctx, `UPDATE credentials SET active = 1 WHERE user = ? AND method = ?`, user, string(m))
 }
 
-// SetDefault makes m the user's default method.
+// SetDefault makes m the user's default method. m is a stored
+// credential (totp, hotp) or a method whose means live in the directory
+// (sms, voice).
 func (s *Store) SetDefault(ctx context.Context, user string, m factors.Method) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `UPDATE credentials SET is_default = (method = ?) WHERE user = ?`, string(m), user)
-	if err != nil {
+	stored := m == factors.TOTP || m == factors.HOTP
+	if stored {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE user = ? AND method = ?`, user, string(m)).Scan(&n); err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		if n == 0 {
+			return ErrNotFound
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE credentials SET is_default = (method = ?) WHERE user = ?`, string(m), user); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE user = ? AND method = ?`, user, string(m)).Scan(&n); err != nil {
-		return fmt.Errorf("store: %w", err)
+	def := string(m)
+	if stored {
+		def = ""
 	}
-	if affected, _ := res.RowsAffected(); affected == 0 || n == 0 {
-		return ErrNotFound
+	if _, err := tx.ExecContext(ctx, `INSERT INTO users (name, default_method) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET default_method = excluded.default_method`, user, def); err != nil {
+		return fmt.Errorf("store: %w", err)
 	}
 	return s.commit(tx)
 }

@@ -301,11 +301,25 @@ func TestPutAndEnrolment(t *testing.T) {
 		if d := defaultOf(enrolment(t, s, "carol")); d != factors.TOTP {
 			t.Errorf("after SetDefault(totp): default %q", d)
 		}
-		if err := s.SetDefault(ctx, "carol", factors.SMS); !errors.Is(err, ErrNotFound) {
-			t.Errorf("SetDefault of a method not held: %v, want ErrNotFound", err)
+		if err := s.SetDefault(ctx, "dave", factors.HOTP); !errors.Is(err, ErrNotFound) {
+			t.Errorf("SetDefault of a credential not held: %v, want ErrNotFound", err)
 		}
 		if d := defaultOf(enrolment(t, s, "carol")); d != factors.TOTP {
 			t.Errorf("a refused SetDefault changed the default to %q", d)
+		}
+		// A text message needs no stored credential: its number is in
+		// the directory.
+		if err := s.SetDefault(ctx, "carol", factors.SMS); err != nil {
+			t.Fatal(err)
+		}
+		if e := enrolment(t, s, "carol"); e.Default != factors.SMS || defaultOf(e) != "" {
+			t.Errorf("after SetDefault(sms): Default %q, credential default %q", e.Default, defaultOf(e))
+		}
+		if err := s.SetDefault(ctx, "carol", factors.TOTP); err != nil {
+			t.Fatal(err)
+		}
+		if e := enrolment(t, s, "carol"); e.Default != "" || defaultOf(e) != factors.TOTP {
+			t.Errorf("back to totp: Default %q, credential default %q", e.Default, defaultOf(e))
 		}
 		if err := s.SetDefault(ctx, "nobody", factors.TOTP); !errors.Is(err, ErrNotFound) {
 			t.Errorf("SetDefault for an unknown user: %v, want ErrNotFound", err)

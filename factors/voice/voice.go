@@ -1,0 +1,260 @@
+package voice
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mfabridge/mfabridge/factors"
+)
+
+// Caller places a call that runs TwiML; internal/twilio implements it.
+type Caller interface {
+	Call(ctx context.Context, to, twiml string) (callSID string, err error)
+}
+
+// Mode is code or approve.
+type Mode string
+
+const (
+	ModeCode    Mode = "code"
+	ModeApprove Mode = "approve"
+)
+
+// Options configure the factor.
+type Options struct {
+	Caller      Caller
+	Mode        Mode
+	Codes       *factors.SentCodes // code mode
+	Limits      *factors.SendLimits
+	KV          factors.KV    // approve mode: the approvals
+	ApproveTTL  time.Duration // approve mode: how long an approval lives
+	PublicURL   string        // approve mode: where Twilio reaches the webhook
+	Issuer      string
+	CountryCode string
+}
+
+// Voice is the phone-call factor.
+type Voice struct{ o Options }
+
+// New returns the factor.
+func New(o Options) *Voice { return &Voice{o: o} }
+
+func (v *Voice) Method() factors.Method { return factors.Voice }
+
+// Mode reports the configured mode.
+func (v *Voice) Mode() Mode { return v.o.Mode }
+
+func (v *Voice) number(u *factors.User) string {
+	n, ok := factors.NormalisePhone(u.Voice, v.o.CountryCode)
+	if !ok {
+		return ""
+	}
+	return n
+}
+
+func (v *Voice) Label(u *factors.User) string {
+	return "a phone call to " + factors.MaskPhone(v.number(u))
+}
+
+// Enrolled: a user with a usable voice number can be called.
+func (v *Voice) Enrolled(u *factors.User) bool { return v.number(u) != "" }
+
+// CodeLength is the length of the code read out; approve mode has none.
+func (v *Voice) CodeLength(*factors.User) int {
+	if v.o.Mode == ModeCode {
+		return v.o.Codes.Length
+	}
+	return 0
+}
+
+// Start places the call, within the limits.
+func (v *Voice) Start(ctx context.Context, u *factors.User) (factors.Prompt, error) {
+	to := v.number(u)
+	if to == "" {
+		return factors.Prompt{}, factors.ErrNotEnrolled
+	}
+	if err := v.o.Limits.Allow(ctx, factors.Voice, u.Name); err != nil {
+		return factors.Prompt{}, err
+	}
+	masked := factors.MaskPhone(to)
+	if v.o.Mode == ModeApprove {
+		if err := v.startApproval(ctx, u.Name, to); err != nil {
+			return factors.Prompt{}, err
+		}
+		return factors.Prompt{Text: "Answer the call to " + masked + " and press # to approve."}, nil
+	}
+	code, err := v.o.Codes.Issue(ctx, factors.Voice, u.Name)
+	if err != nil {
+		return factors.Prompt{}, err
+	}
+	if _, err := v.o.Caller.Call(ctx, to, codeTwiML(v.o.Issuer, code)); err != nil {
+		return factors.Prompt{}, err
+	}
+	return factors.Prompt{Text: "A call to " + masked + " will read you a code."}, nil
+}
+
+// Check verifies the answer: in code mode the code read out; in approve
+// mode the answer is ignored (the user presses Enter) and the approval
+// decides.
+func (v *Voice) Check(ctx context.Context, u *factors.User, answer string) error {
+	if v.o.Mode == ModeCode {
+		return v.o.Codes.Check(ctx, factors.Voice, u.Name, answer)
+	}
+	a, token, err := v.approval(ctx, u.Name)
+	if err != nil {
+		return err
+	}
+	switch a {
+	case factors.Approved:
+		// An approval lets in one login.
+		if _, ok, err := v.o.KV.Take(ctx, tokenKey(token)); err != nil {
+			return err
+		} else if !ok {
+			return factors.ErrReplayed
+		}
+		v.o.KV.Take(ctx, userKey(u.Name))
+		return nil
+	case factors.Refused:
+		return factors.ErrRefused
+	}
+	return factors.ErrNotYet
+}
+
+// Approval reports where the user's latest approval stands.
+func (v *Voice) Approval(ctx context.Context, u *factors.User) (factors.Approval, error) {
+	a, _, err := v.approval(ctx, u.Name)
+	return a, err
+}
+
+// record is one approval: a call placed to user, waiting for a key.
+type record struct {
+	User    string `json:"user"`
+	CallSID string `json:"call_sid,omitempty"`
+	Status  string `json:"status"` // pending, approved, refused
+}
+
+func tokenKey(token string) string { return "approve:token:" + token }
+func userKey(user string) string   { return "approve:user:" + user }
+
+func (v *Voice) startApproval(ctx context.Context, user, to string) error {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	token := hex.EncodeToString(b)
+	rec, _ := json.Marshal(record{User: user, Status: "pending"})
+	if err := v.o.KV.Set(ctx, tokenKey(token), rec, v.o.ApproveTTL); err != nil {
+		return err
+	}
+	if err := v.o.KV.Set(ctx, userKey(user), []byte(token), v.o.ApproveTTL); err != nil {
+		return err
+	}
+	sid, err := v.o.Caller.Call(ctx, to, approveTwiML(v.o.Issuer, v.actionURL(token)))
+	if err != nil {
+		v.o.KV.Take(ctx, tokenKey(token))
+		return err
+	}
+	// Keep the call's SID, so that the webhook accepts this call only.
+	if cur, ok, err := v.o.KV.Get(ctx, tokenKey(token)); err == nil && ok {
+		var r record
+		if json.Unmarshal(cur, &r) == nil && r.Status == "pending" {
+			r.CallSID = sid
+			nb, _ := json.Marshal(r)
+			v.o.KV.Set(ctx, tokenKey(token), nb, v.o.ApproveTTL)
+		}
+	}
+	return nil
+}
+
+func (v *Voice) approval(ctx context.Context, user string) (factors.Approval, string, error) {
+	tok, ok, err := v.o.KV.Get(ctx, userKey(user))
+	if err != nil {
+		return factors.Pending, "", err
+	}
+	if !ok {
+		return factors.Pending, "", factors.ErrExpired
+	}
+	b, ok, err := v.o.KV.Get(ctx, tokenKey(string(tok)))
+	if err != nil {
+		return factors.Pending, "", err
+	}
+	if !ok {
+		return factors.Pending, "", factors.ErrExpired
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil || r.User != user {
+		return factors.Pending, "", factors.ErrExpired
+	}
+	switch r.Status {
+	case "approved":
+		return factors.Approved, string(tok), nil
+	case "refused":
+		return factors.Refused, string(tok), nil
+	}
+	return factors.Pending, string(tok), nil
+}
+
+// WebhookPath is where Twilio posts the key pressed, under public_url.
+const WebhookPath = "/twilio/voice/"
+
+func (v *Voice) actionURL(token string) string {
+	return strings.TrimRight(v.o.PublicURL, "/") + WebhookPath + token
+}
+
+// codeTwiML reads the code digit by digit, twice.
+func codeTwiML(issuer, code string) string {
+	digits := strings.Join(strings.Split(code, ""), ", ")
+	return twiml(
+		say{Text: fmt.Sprintf("Your %s sign-in code is: %s.", issuer, digits)},
+		pause{Length: 1},
+		say{Text: fmt.Sprintf("Again, your code is: %s.", digits)},
+	)
+}
+
+// approveTwiML asks for #. finishOnKey is emptied so that # is the digit
+// gathered rather than the key that ends input.
+func approveTwiML(issuer, action string) string {
+	return twiml(
+		gather{NumDigits: 1, FinishOnKey: "", Timeout: 15, Method: "POST", Action: action,
+			Say: say{Text: fmt.Sprintf("This is %s. Someone is signing in as you. To approve, press the hash key. To refuse, press any other key.", issuer)}},
+		say{Text: "No key was pressed, so the sign-in was not approved. Goodbye."},
+	)
+}
+
+type say struct {
+	XMLName xml.Name `xml:"Say"`
+	Text    string   `xml:",chardata"`
+}
+
+type pause struct {
+	XMLName xml.Name `xml:"Pause"`
+	Length  int      `xml:"length,attr"`
+}
+
+type gather struct {
+	XMLName     xml.Name `xml:"Gather"`
+	NumDigits   int      `xml:"numDigits,attr"`
+	FinishOnKey string   `xml:"finishOnKey,attr"`
+	Timeout     int      `xml:"timeout,attr"`
+	Method      string   `xml:"method,attr"`
+	Action      string   `xml:"action,attr"`
+	Say         say
+}
+
+// twiml renders a TwiML document; encoding/xml escapes the text.
+func twiml(verbs ...any) string {
+	b, err := xml.Marshal(struct {
+		XMLName xml.Name `xml:"Response"`
+		Verbs   []any
+	}{Verbs: verbs})
+	if err != nil {
+		return ""
+	}
+	return xml.Header + string(b)
+}
