@@ -36,7 +36,11 @@ type Server struct {
 	// RadsecIdleTimeout closes a RadSec connection idle this long; default 2m.
 	RadsecIdleTimeout Duration `yaml:"radsec_idle_timeout"`
 	// RadsecMaxConnections bounds open RadSec connections; default 256.
-	RadsecMaxConnections int      `yaml:"radsec_max_connections"`
+	RadsecMaxConnections int `yaml:"radsec_max_connections"`
+	// MaxInFlightPerClient bounds the requests of one client handled at
+	// once; more are dropped and counted, so one noisy client cannot
+	// starve the others. Default 32.
+	MaxInFlightPerClient int      `yaml:"max_in_flight_per_client"`
 	AdminListen          string   `yaml:"admin_listen"`      // HTTP: /metrics /healthz /readyz; default "127.0.0.1:9812"; "" turns it off
 	PublicURL            string   `yaml:"public_url"`        // how Twilio reaches the webhooks; default ""
 	DuplicateWindow      Duration `yaml:"duplicate_window"`  // RFC 5080 reply cache lifetime; default 30s

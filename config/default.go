@@ -15,6 +15,7 @@ func Default() Config {
 			AdminListen:          "127.0.0.1:9812",
 			RadsecIdleTimeout:    2 * time.Minute,
 			RadsecMaxConnections: 256,
+			MaxInFlightPerClient: 32,
 			DuplicateWindow:      30 * time.Second,
 			ChallengeTimeout:     2 * time.Minute,
 			Username:             Username{Lowercase: true},

@@ -94,6 +94,10 @@ func (c *Config) validateServer(v *validator) {
 				"write the address Twilio uses to reach admin_listen, such as https://mfa.example.org")
 		}
 	}
+	if s.MaxInFlightPerClient < 1 || s.MaxInFlightPerClient > 65536 {
+		v.bad("server.max_in_flight_per_client", fmt.Sprintf("%d is not from 1 to 65536", s.MaxInFlightPerClient),
+			"32 suits most sites; a few times ldap.pool_size is enough")
+	}
 	positive(v, "server.duplicate_window", s.DuplicateWindow, time.Minute*10)
 	positive(v, "server.challenge_timeout", s.ChallengeTimeout, time.Hour)
 }

@@ -373,6 +373,12 @@ func (c *Conversation) appendHint(u *factors.User, offered []factors.Method) str
 // refused or times out (auto mode). Retransmissions meanwhile are
 // absorbed by the duplicate cache; nothing is sent twice.
 func (c *Conversation) await(ctx context.Context, client *Client, pol *policy, u *factors.User, m factors.Method, station string) decision {
+	unhold, ok := holdRequest(ctx)
+	if !ok {
+		c.log.Warn("too many requests held for a phone approval; refusing", "user", u.Name)
+		return reject(ReasonInternal, msgUnavailable)
+	}
+	defer unhold()
 	lead, ok := c.start(ctx, u, m)
 	if !ok {
 		return reject(ReasonSendFailed, lead)

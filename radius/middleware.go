@@ -122,7 +122,7 @@ func (s *signers) firstWarning(k signerKey) bool {
 //     (an attacker can hide the Blast-RADIUS collision bytes there);
 //   - otherwise accepted; an unsigned client is warned about once and
 //     counted.
-func checkPacket(sg *signers, m *Metrics, log *slog.Logger) middleware {
+func checkPacket(sg *signers, m *Metrics, log *slog.Logger, lim *logLimiter, now func() time.Time) middleware {
 	return func(next radius.Handler) radius.Handler {
 		return radius.HandlerFunc(func(w radius.ResponseWriter, r *radius.Request) {
 			info := infoFrom(r.Context())
@@ -131,7 +131,10 @@ func checkPacket(sg *signers, m *Metrics, log *slog.Logger) middleware {
 			present, err := checkMessageAuthenticator(info.raw, c.Secret)
 			drop := func(cause string, why string) {
 				m.Dropped.WithLabelValues(cause).Inc()
-				log.Debug("packet dropped", "cause", cause, "why", why, "client", c.Name, "from", info.from.String())
+				if ok, suppressed := lim.allow(now()); ok {
+					log.Debug("packet dropped", "cause", cause, "why", why, "client", c.Name, "from", info.from.String(),
+						"suppressed_before", suppressed)
+				}
 			}
 			switch {
 			case err != nil:

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,7 +24,8 @@ type Options struct {
 	DuplicateWindow time.Duration
 	// MaxInFlightPerClient bounds the requests of one client handled at
 	// once, so that one noisy client cannot starve the others; more are
-	// dropped and counted. Default 256.
+	// dropped and counted. A request waiting for a phone approval no
+	// longer counts (see hold). Default 32.
 	MaxInFlightPerClient int
 	Metrics              *Metrics // nil: counted nowhere
 	Log                  *slog.Logger
@@ -48,6 +50,9 @@ type Server struct {
 	ctx    context.Context // cancelled by Shutdown
 	cancel context.CancelFunc
 
+	dropLog logLimiter   // samples "packet dropped" debug lines
+	held    atomic.Int64 // requests held for an approval
+
 	mu        sync.Mutex
 	conns     map[net.PacketConn]struct{}
 	listeners map[net.Listener]struct{} // RadSec
@@ -64,7 +69,7 @@ func NewServer(o Options) *Server {
 		o.DuplicateWindow = 30 * time.Second
 	}
 	if o.MaxInFlightPerClient <= 0 {
-		o.MaxInFlightPerClient = 256
+		o.MaxInFlightPerClient = 32
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
@@ -80,6 +85,7 @@ func NewServer(o Options) *Server {
 		log:       o.Log,
 		now:       o.Now,
 		limit:     o.MaxInFlightPerClient,
+		dropLog:   logLimiter{perSecond: 20},
 		conns:     map[net.PacketConn]struct{}{},
 		listeners: map[net.Listener]struct{}{},
 		streams:   map[net.Conn]struct{}{},
@@ -94,7 +100,7 @@ func NewServer(o Options) *Server {
 	s.handler = chain(current,
 		recoverPanics(s.metrics, s.log),
 		observe(s.metrics, s.log, s.now),
-		checkPacket(newSigners(), s.metrics, s.log),
+		checkPacket(newSigners(), s.metrics, s.log, &s.dropLog, s.now),
 		dedup(newReplyCache(o.DuplicateWindow, 65536, s.now), s.metrics),
 		statusServer,
 	)
@@ -132,6 +138,33 @@ func (s *Server) Serve(conn net.PacketConn) error {
 	s.mu.Unlock()
 	defer s.readers.Done()
 
+	// A large receive buffer rides out bursts; a flood from one client
+	// then costs drops counted here rather than packets of other clients
+	// lost in the kernel. Several readers drain the socket in parallel.
+	if rb, ok := conn.(interface{ SetReadBuffer(int) error }); ok {
+		rb.SetReadBuffer(udpReadBuffer)
+	}
+	readers := min(max(runtime.GOMAXPROCS(0), 2), 8)
+	errc := make(chan error, readers)
+	for range readers {
+		go func() { errc <- s.read(conn) }()
+	}
+	var first error
+	for range readers {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+			conn.Close() // stop the other readers too
+		}
+	}
+	return first
+}
+
+// udpReadBuffer is the socket receive buffer asked for; the kernel caps
+// it at net.core.rmem_max.
+const udpReadBuffer = 4 << 20
+
+// read is one reader of a UDP socket.
+func (s *Server) read(conn net.PacketConn) error {
 	// One byte more than the largest RADIUS packet, so that an oversized
 	// datagram shows up as too long instead of silently truncated.
 	buf := make([]byte, radius.MaxPacketLength+1)
@@ -181,15 +214,8 @@ func (s *Server) dispatch(conn net.PacketConn, addr net.Addr, b []byte) {
 // when that handler returns.
 func (s *Server) handle(raw []byte, from netip.AddrPort, local, remote net.Addr, client *Client,
 	reply func(req *radius.Packet) radius.ResponseWriter, done func()) bool {
-	pkt, err := radius.Parse(raw, client.Secret)
-	if err != nil {
-		s.drop(DropMalformed, from, client)
-		return false
-	}
-	if pkt.Code != radius.CodeAccessRequest && pkt.Code != radius.CodeStatusServer {
-		s.drop(DropUnsupportedCode, from, client)
-		return false
-	}
+	// The bound is taken before any parsing, so that a flood costs as
+	// little as possible once its client has work enough in hand.
 	sem := s.semaphore(client.Name)
 	select {
 	case sem <- struct{}{}:
@@ -197,18 +223,33 @@ func (s *Server) handle(raw []byte, from netip.AddrPort, local, remote net.Addr,
 		s.drop(DropOverload, from, client)
 		return false
 	}
+	pkt, err := radius.Parse(raw, client.Secret)
+	if err == nil && pkt.Code != radius.CodeAccessRequest && pkt.Code != radius.CodeStatusServer {
+		s.drop(DropUnsupportedCode, from, client)
+		<-sem
+		return false
+	}
+	if err != nil {
+		s.drop(DropMalformed, from, client)
+		<-sem
+		return false
+	}
 	s.handlers.Add(1)
 	s.metrics.InFlight.Inc()
 	go func() {
-		defer func() {
+		info := &requestInfo{client: client, raw: raw, from: from, received: s.now()}
+		info.release = sync.OnceFunc(func() {
 			<-sem
 			s.metrics.InFlight.Dec()
+		})
+		info.hold = func() (func(), bool) { return s.hold(info) }
+		defer func() {
+			info.release()
 			if done != nil {
 				done()
 			}
 			s.handlers.Done()
 		}()
-		info := &requestInfo{client: client, raw: raw, from: from, received: s.now()}
 		req := (&radius.Request{LocalAddr: local, RemoteAddr: remote, Packet: pkt}).
 			WithContext(context.WithValue(s.ctx, infoKey{}, info))
 		s.handler.ServeRADIUS(reply(pkt), req)
@@ -229,13 +270,45 @@ func (s *Server) semaphore(name string) chan struct{} {
 
 func (s *Server) drop(cause string, from netip.AddrPort, c *Client) {
 	s.metrics.Dropped.WithLabelValues(cause).Inc()
-	if s.log.Enabled(context.Background(), slog.LevelDebug) {
-		name := ""
-		if c != nil {
-			name = c.Name
-		}
-		s.log.Debug("packet dropped", "cause", cause, "from", from.String(), "client", name)
+	if !s.log.Enabled(context.Background(), slog.LevelDebug) {
+		return
 	}
+	// A flood must not turn into a flood of log lines: the counter above
+	// has every drop, the log a sample.
+	ok, suppressed := s.dropLog.allow(s.now())
+	if !ok {
+		return
+	}
+	name := ""
+	if c != nil {
+		name = c.Name
+	}
+	s.log.Debug("packet dropped", "cause", cause, "from", from.String(), "client", name, "suppressed_before", suppressed)
+}
+
+// logLimiter lets through at most perSecond events a second and counts
+// the rest.
+type logLimiter struct {
+	mu         sync.Mutex
+	perSecond  int
+	second     int64
+	n          int
+	suppressed int
+}
+
+func (l *logLimiter) allow(now time.Time) (ok bool, suppressed int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if sec := now.Unix(); sec != l.second {
+		l.second, l.n = sec, 0
+	}
+	if l.n >= l.perSecond {
+		l.suppressed++
+		return false, 0
+	}
+	l.n++
+	suppressed, l.suppressed = l.suppressed, 0
+	return true, suppressed
 }
 
 // Shutdown stops reading, then waits for the requests in flight until ctx
@@ -288,6 +361,10 @@ type requestInfo struct {
 	from     netip.AddrPort
 	received time.Time
 	signed   bool // carried a valid Message-Authenticator
+	// release frees the request's in-flight slot; it runs once, when the
+	// handler returns or when the request starts waiting (hold).
+	release func()
+	hold    func() (release func(), ok bool)
 }
 
 func infoFrom(ctx context.Context) *requestInfo {
@@ -310,4 +387,30 @@ func (w *responseWriter) Write(p *radius.Packet) error {
 	}
 	_, err = w.conn.WriteTo(b, w.addr)
 	return err
+}
+
+// maxHeld bounds the requests held for an approval, across all clients.
+const maxHeld = 4096
+
+// hold is called by a handler about to wait without working (a request
+// held for a phone approval): its in-flight slot goes to other requests
+// of the client. It reports false when too many requests are held
+// already; the handler should then refuse.
+func (s *Server) hold(info *requestInfo) (release func(), ok bool) {
+	if s.held.Add(1) > maxHeld {
+		s.held.Add(-1)
+		return func() {}, false
+	}
+	info.release()
+	return func() { s.held.Add(-1) }, true
+}
+
+// holdRequest is what handlers call; without a server behind the request
+// (tests driving a handler directly) holding is always allowed.
+func holdRequest(ctx context.Context) (release func(), ok bool) {
+	info := infoFrom(ctx)
+	if info == nil || info.hold == nil {
+		return func() {}, true
+	}
+	return info.hold()
 }

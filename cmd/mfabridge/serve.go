@@ -201,11 +201,12 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 	current.Store(g)
 
 	srv := radius.NewServer(radius.Options{
-		Clients:         g.clients,
-		Handler:         g.conv,
-		DuplicateWindow: cfg.Server.DuplicateWindow,
-		Metrics:         metrics,
-		Log:             log.With("component", "radius"),
+		Clients:              g.clients,
+		Handler:              g.conv,
+		DuplicateWindow:      cfg.Server.DuplicateWindow,
+		MaxInFlightPerClient: cfg.Server.MaxInFlightPerClient,
+		Metrics:              metrics,
+		Log:                  log.With("component", "radius"),
 	})
 
 	errc := make(chan error, len(cfg.Server.RadiusListen)+1)
