@@ -160,7 +160,7 @@ func (g *graph) buildFactors(be *backends) ([]factors.Factor, error) {
 		Limits: limits(cfg.Factors.Voice.MaxPerHour), KV: be.state,
 		ApproveTTL: max(cfg.Factors.Voice.ApproveTimeout, cfg.Server.ChallengeTimeout) + time.Minute,
 		PublicURL:  cfg.Server.PublicURL, Issuer: cfg.Factors.TOTP.Issuer, CountryCode: tw.DefaultCountryCode})
-	return append(fs, g.voice), nil
+	return append(fs, g.voice.Factor()), nil
 }
 
 // openStore opens the enrolment store when the configuration has a key.

@@ -126,10 +126,23 @@ func (v *Voice) Check(ctx context.Context, u *factors.User, answer string) error
 	return factors.ErrNotYet
 }
 
+// Factor returns the factor to offer: in approve mode it is also a
+// factors.Approver, which tells the conversation to wait for the # rather
+// than for a typed code.
+func (v *Voice) Factor() factors.Starter {
+	if v.o.Mode == ModeApprove {
+		return approver{v}
+	}
+	return v
+}
+
+// approver is the voice factor in approve mode.
+type approver struct{ *Voice }
+
 // Approval reports where the user's latest approval stands.
-func (v *Voice) Approval(ctx context.Context, u *factors.User) (factors.Approval, error) {
-	a, _, err := v.approval(ctx, u.Name)
-	return a, err
+func (a approver) Approval(ctx context.Context, u *factors.User) (factors.Approval, error) {
+	st, _, err := a.approval(ctx, u.Name)
+	return st, err
 }
 
 // record is one approval: a call placed to user, waiting for a key.
