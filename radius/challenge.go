@@ -133,6 +133,10 @@ func (c *Conversation) newSession(client *Client, pol *policy, u *factors.User, 
 // (never the code sent) and counted; the user is told in a sentence.
 func (c *Conversation) start(ctx context.Context, u *factors.User, m factors.Method) (string, bool) {
 	f := c.factors[m].(factors.Starter)
+	// What is started lives as long as the challenge that waits for it,
+	// unless the caller (a held request) set a shorter deadline.
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
 	p, err := f.Start(ctx, u)
 	var se *factors.SendError
 	switch {
@@ -379,13 +383,13 @@ func (c *Conversation) await(ctx context.Context, client *Client, pol *policy, u
 		return reject(ReasonInternal, msgUnavailable)
 	}
 	defer unhold()
+	ctx, cancel := context.WithTimeout(ctx, c.approveTimeout)
+	defer cancel()
 	lead, ok := c.start(ctx, u, m)
 	if !ok {
 		return reject(ReasonSendFailed, lead)
 	}
 	f := c.factors[m].(factors.Approver)
-	ctx, cancel := context.WithTimeout(ctx, c.approveTimeout)
-	defer cancel()
 	tick := time.NewTicker(c.approvePoll)
 	defer tick.Stop()
 	for {

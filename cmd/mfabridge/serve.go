@@ -158,7 +158,7 @@ func (g *graph) buildFactors(be *backends) ([]factors.Factor, error) {
 		Message: cfg.Factors.SMS.Message, Issuer: cfg.Factors.TOTP.Issuer, CountryCode: tw.DefaultCountryCode}))
 	g.voice = voice.New(voice.Options{Caller: g.twilio, Mode: voice.Mode(cfg.Factors.Voice.Mode), Codes: codes(),
 		Limits: limits(cfg.Factors.Voice.MaxPerHour), KV: be.state,
-		ApproveTTL: max(cfg.Factors.Voice.ApproveTimeout, cfg.Server.ChallengeTimeout) + time.Minute,
+		ApproveTTL: max(cfg.Factors.Voice.ApproveTimeout, cfg.Server.ChallengeTimeout),
 		PublicURL:  cfg.Server.PublicURL, Issuer: cfg.Factors.TOTP.Issuer, CountryCode: tw.DefaultCountryCode})
 	return append(fs, g.voice.Factor()), nil
 }

@@ -147,9 +147,10 @@ func (a approver) Approval(ctx context.Context, u *factors.User) (factors.Approv
 
 // record is one approval: a call placed to user, waiting for a key.
 type record struct {
-	User    string `json:"user"`
-	CallSID string `json:"call_sid,omitempty"`
-	Status  string `json:"status"` // pending, approved, refused
+	User    string    `json:"user"`
+	CallSID string    `json:"call_sid,omitempty"`
+	Status  string    `json:"status"` // pending, approved, refused
+	Expires time.Time `json:"expires"`
 }
 
 func tokenKey(token string) string { return "approve:token:" + token }
@@ -161,11 +162,17 @@ func (v *Voice) startApproval(ctx context.Context, user, to string) error {
 		return err
 	}
 	token := hex.EncodeToString(b)
-	rec, _ := json.Marshal(record{User: user, Status: "pending"})
-	if err := v.o.KV.Set(ctx, tokenKey(token), rec, v.o.ApproveTTL); err != nil {
+	// The approval lives as long as what waits for it: the challenge
+	// session or the held request, whose deadline ctx carries.
+	ttl := v.o.ApproveTTL
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < ttl {
+		ttl = time.Until(dl)
+	}
+	rec, _ := json.Marshal(record{User: user, Status: "pending", Expires: time.Now().Add(ttl)})
+	if err := v.o.KV.Set(ctx, tokenKey(token), rec, ttl); err != nil {
 		return err
 	}
-	if err := v.o.KV.Set(ctx, userKey(user), []byte(token), v.o.ApproveTTL); err != nil {
+	if err := v.o.KV.Set(ctx, userKey(user), []byte(token), ttl); err != nil {
 		return err
 	}
 	sid, err := v.o.Caller.Call(ctx, to, approveTwiML(v.o.Issuer, v.actionURL(token)))
@@ -177,9 +184,9 @@ func (v *Voice) startApproval(ctx context.Context, user, to string) error {
 	if cur, ok, err := v.o.KV.Get(ctx, tokenKey(token)); err == nil && ok {
 		var r record
 		if json.Unmarshal(cur, &r) == nil && r.Status == "pending" {
-			r.CallSID = sid
+			r.CallSID, r.Expires = sid, time.Now().Add(ttl)
 			nb, _ := json.Marshal(r)
-			v.o.KV.Set(ctx, tokenKey(token), nb, v.o.ApproveTTL)
+			v.o.KV.Set(ctx, tokenKey(token), nb, time.Until(r.Expires))
 		}
 	}
 	return nil

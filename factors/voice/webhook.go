@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Validator checks X-Twilio-Signature: HMAC-SHA1 under the auth token of
@@ -53,7 +54,7 @@ func (v *Voice) Webhook(val Validator, log *slog.Logger) http.Handler {
 			return
 		}
 		var rec record
-		if !ok || json.Unmarshal(b, &rec) != nil || rec.Status != "pending" ||
+		if !ok || json.Unmarshal(b, &rec) != nil || rec.Status != "pending" || !time.Now().Before(rec.Expires) ||
 			(rec.CallSID != "" && rec.CallSID != params["CallSid"]) {
 			log.Warn("Twilio webhook for no live approval", "call_sid", params["CallSid"])
 			reply(w, http.StatusOK, "This sign-in request has expired. Goodbye.")
@@ -64,7 +65,7 @@ func (v *Voice) Webhook(val Validator, log *slog.Logger) http.Handler {
 			rec.Status = "approved"
 		}
 		nb, _ := json.Marshal(rec)
-		if err := v.o.KV.Set(ctx, tokenKey(token), nb, v.o.ApproveTTL); err != nil {
+		if err := v.o.KV.Set(ctx, tokenKey(token), nb, time.Until(rec.Expires)); err != nil {
 			http.Error(w, "unavailable", http.StatusServiceUnavailable)
 			return
 		}
