@@ -213,6 +213,13 @@ type Smartcard struct {
 	Identity               string   `yaml:"identity"`    // upn (default), email, subject_cn
 	RequireEKU             []string `yaml:"require_eku"` // client_auth, smartcard_logon; default [client_auth]
 	MatchStoredCertificate bool     `yaml:"match_stored_certificate"`
+	// OCSPTimeout bounds a query to the responder; default 5s.
+	OCSPTimeout Duration `yaml:"ocsp_timeout"`
+	// OCSPSoftFail accepts a certificate when the responder cannot be
+	// reached or does not answer usefully; default false (refuse).
+	OCSPSoftFail bool `yaml:"ocsp_soft_fail"`
+	// FragmentSize is the most TLS data in one EAP-TLS packet; default 1000.
+	FragmentSize int `yaml:"fragment_size"`
 }
 
 // Policy is what a client's users must do to get in.

@@ -36,7 +36,7 @@ func Default() Config {
 			SMS:       SMS{CodeLength: 6, CodeTTL: 5 * time.Minute, MaxPerHour: 5, Message: "Your {issuer} code is {code}"},
 			Voice:     Voice{Mode: "code", MaxPerHour: 3, ApproveTimeout: time.Minute},
 			Twilio:    Twilio{MaxPerMinute: 30, Timeout: 10 * time.Second},
-			Smartcard: Smartcard{Identity: "upn", RequireEKU: []string{"client_auth"}},
+			Smartcard: Smartcard{Identity: "upn", RequireEKU: []string{"client_auth"}, OCSPTimeout: 5 * time.Second, FragmentSize: 1000},
 		},
 		Lockout: Lockout{MaxFailures: 5, MaxCodeFailures: 5, Window: 15 * time.Minute, Duration: 15 * time.Minute},
 		Logging: Logging{Level: "info", Format: "json"},

@@ -404,6 +404,23 @@ func (c *Config) validateFactors(v *validator) {
 	if !slices.Contains([]string{"upn", "email", "subject_cn"}, f.Smartcard.Identity) {
 		v.bad("factors.smartcard.identity", fmt.Sprintf("%q is not upn, email or subject_cn", f.Smartcard.Identity), "upn suits Active Directory cards")
 	}
+	sc := f.Smartcard
+	positive(v, "factors.smartcard.ocsp_timeout", sc.OCSPTimeout, time.Minute)
+	if sc.FragmentSize < 200 || sc.FragmentSize > 3000 {
+		v.bad("factors.smartcard.fragment_size", fmt.Sprintf("%d is not from 200 to 3000", sc.FragmentSize), "1000 suits most supplicants")
+	}
+	for _, name := range sortedKeys(c.Policies) {
+		if !c.Policies[name].Smartcard {
+			continue
+		}
+		for key, missing := range map[string]bool{"server_cert_file": sc.ServerCertFile == "", "server_key_file": sc.ServerKeyFile == "", "ca_files": len(sc.CAFiles) == 0} {
+			if missing {
+				v.bad("factors.smartcard."+key, fmt.Sprintf("policy %q accepts smartcards, which needs server_cert_file, server_key_file and ca_files", name),
+					"give the PEM files: the bridge's EAP-TLS certificate and key, and the CAs that issue the cards")
+			}
+		}
+		break
+	}
 	for i, e := range f.Smartcard.RequireEKU {
 		if e != "client_auth" && e != "smartcard_logon" {
 			v.bad(fmt.Sprintf("factors.smartcard.require_eku[%d]", i), fmt.Sprintf("%q is not client_auth or smartcard_logon", e), "write client_auth, smartcard_logon or both")
@@ -573,6 +590,24 @@ func (c *Config) resolve() []Problem {
 		}
 		if _, err := os.ReadFile(f); err != nil {
 			v.bad("server.radsec_tls."+key, err.Error(), "give a PEM file mfabridge may read")
+		}
+	}
+	scFiles := append([]string{c.Factors.Smartcard.ServerCertFile, c.Factors.Smartcard.ServerKeyFile}, c.Factors.Smartcard.CAFiles...)
+	for i, f := range append(scFiles, c.Factors.Smartcard.CRLFiles...) {
+		if f == "" {
+			continue
+		}
+		if _, err := os.ReadFile(f); err != nil {
+			key := "factors.smartcard.crl_files"
+			switch {
+			case i == 0:
+				key = "factors.smartcard.server_cert_file"
+			case i == 1:
+				key = "factors.smartcard.server_key_file"
+			case i < len(scFiles):
+				key = "factors.smartcard.ca_files"
+			}
+			v.bad(key, err.Error(), "give a PEM file mfabridge may read")
 		}
 	}
 	if f := c.LDAP.TLS.CAFile; f != "" {

@@ -16,7 +16,15 @@ const (
 	HOTP  Method = "hotp"
 	SMS   Method = "sms"
 	Voice Method = "voice"
+	// Smartcard names EAP-TLS logins in audit records.
+	Smartcard Method = "smartcard"
+	// Cert is a client certificate enrolled with mfabridge enrol cert.
+	Cert Method = "cert"
 )
+
+// ErrCertNotEnrolled is a valid certificate that is not the one enrolled
+// for its user (match_stored_certificate).
+var ErrCertNotEnrolled = errors.New("the certificate is not the one enrolled for the user")
 
 // Factor is one second factor, as the conversation sees it.
 type Factor interface {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -139,7 +140,10 @@ func (d *Directory) Authenticate(ctx context.Context, username, password string)
 
 // Lookup finds a user without a password, for factors that prove identity
 // another way (a smartcard certificate). It reads the certificate
-// attribute too.
+// attribute too. No bind tells it that the account is disabled, so it
+// reads the usual markers: Active Directory's userAccountControl
+// (ACCOUNTDISABLE, LOCKOUT), OpenLDAP ppolicy's pwdAccountLockedTime and
+// 389 Directory Server's nsAccountLock.
 func (d *Directory) Lookup(ctx context.Context, username string) (*factors.User, error) {
 	e, err := d.findUser(ctx, username, true)
 	if err != nil {
@@ -148,7 +152,33 @@ func (d *Directory) Lookup(ctx context.Context, username string) (*factors.User,
 		}
 		return nil, err
 	}
+	if reason := disabled(e); reason != "" {
+		return nil, &factors.AccountError{Reason: reason}
+	}
 	return d.user(ctx, username, e)
+}
+
+// disabledAttrs are read by Lookup; see disabled.
+var disabledAttrs = []string{"userAccountControl", "pwdAccountLockedTime", "nsAccountLock"}
+
+func disabled(e *ldap.Entry) string {
+	if v := e.GetAttributeValue("userAccountControl"); v != "" {
+		if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+			switch {
+			case n&0x2 != 0:
+				return factors.ReasonAccountDisabled
+			case n&0x10 != 0:
+				return factors.ReasonAccountLocked
+			}
+		}
+	}
+	if e.GetAttributeValue("pwdAccountLockedTime") != "" {
+		return factors.ReasonAccountLocked
+	}
+	if strings.EqualFold(e.GetAttributeValue("nsAccountLock"), "true") {
+		return factors.ReasonAccountDisabled
+	}
+	return ""
 }
 
 // Ping checks that a search connection can be had and answers: readiness.
@@ -175,6 +205,9 @@ func (d *Directory) findUser(ctx context.Context, username string, withCert bool
 	}
 	if withCert && a.Certificate != "" {
 		attrs = append(attrs, a.Certificate)
+	}
+	if withCert {
+		attrs = append(attrs, disabledAttrs...)
 	}
 	if d.cfg.Groups.Mode == config.GroupsMemberOf {
 		attrs = append(attrs, "memberOf")

@@ -178,7 +178,7 @@ func (c *Conversation) challenge(ctx context.Context, s session, u *factors.User
 		c.log.Error("cannot store a challenge session", "err", err)
 		return reject(ReasonInternal, msgUnavailable)
 	}
-	return decision{code: radius.CodeAccessChallenge, reason: reason, message: text, state: st, eapID: -1}
+	return decision{code: radius.CodeAccessChallenge, reason: reason, message: text, state: st}
 }
 
 // answer handles the reply to a challenge: the State must be live, issued

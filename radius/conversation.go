@@ -13,10 +13,12 @@ import (
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2869"
+	"layeh.com/radius/vendors/microsoft"
 
 	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
 	"github.com/mfabridge/mfabridge/internal/audit"
+	"github.com/mfabridge/mfabridge/radius/eap"
 )
 
 // Directory checks primary credentials: ldapbind implements it.
@@ -25,6 +27,9 @@ type Directory interface {
 	// factors.ErrBadCredentials (wrong password or unknown user, never told
 	// apart), *factors.AccountError, or wrap factors.ErrUnavailable.
 	Authenticate(ctx context.Context, username, password string) (*factors.User, error)
+	// Lookup finds a user without a password (a smartcard login); a
+	// disabled or locked account is an *factors.AccountError.
+	Lookup(ctx context.Context, username string) (*factors.User, error)
 }
 
 // Enrolments reads the enrolment store: internal/store implements it.
@@ -48,34 +53,41 @@ type State interface {
 
 // ConversationOptions configure a Conversation.
 type ConversationOptions struct {
-	Directory            Directory
-	Enrolments           Enrolments // nil: nobody is enrolled
-	State                State      // required
-	Factors              []factors.Factor
-	Policies             map[string]config.Policy
-	Username             config.Username
-	ReportPasswordExpiry bool
-	ChallengeTimeout     time.Duration // default 2m
-	ApproveTimeout       time.Duration // how long auto mode holds a request; default 60s
-	Lockout              config.Lockout
-	Audit                *audit.Log // nil: no audit records
-	Metrics              *Metrics
-	Log                  *slog.Logger
-	Now                  func() time.Time
-	Rand                 io.Reader // State values; default crypto/rand
+	Directory  Directory
+	Enrolments Enrolments // nil: nobody is enrolled
+	State      State      // required
+	Factors    []factors.Factor
+	// EAP runs EAP-TLS for policies with smartcard: true; nil refuses EAP.
+	EAP                    *eap.Server
+	Certificates           Certificates // required with EAP
+	MatchStoredCertificate bool
+	Policies               map[string]config.Policy
+	Username               config.Username
+	ReportPasswordExpiry   bool
+	ChallengeTimeout       time.Duration // default 2m
+	ApproveTimeout         time.Duration // how long auto mode holds a request; default 60s
+	Lockout                config.Lockout
+	Audit                  *audit.Log // nil: no audit records
+	Metrics                *Metrics
+	Log                    *slog.Logger
+	Now                    func() time.Time
+	Rand                   io.Reader // State values; default crypto/rand
 }
 
 // Conversation turns an Access-Request into a decision (DESIGN §2 steps
 // 5–12) and writes the one audit record for it.
 type Conversation struct {
-	dir        Directory
-	enrolments Enrolments
-	state      State
-	factors    map[factors.Method]factors.Factor
-	policies   map[string]*policy
-	username   config.Username
-	expiry     bool
-	timeout    time.Duration
+	dir         Directory
+	enrolments  Enrolments
+	state       State
+	factors     map[factors.Method]factors.Factor
+	eap         *eap.Server
+	certs       Certificates
+	matchStored bool
+	policies    map[string]*policy
+	username    config.Username
+	expiry      bool
+	timeout     time.Duration
 	// approveTimeout bounds a held request; approvePoll is how often
 	// the approval is looked at meanwhile.
 	approveTimeout, approvePoll time.Duration
@@ -95,6 +107,9 @@ func NewConversation(o ConversationOptions) (*Conversation, error) {
 	}
 	if o.State == nil {
 		return nil, errors.New("radius: a conversation needs a state store")
+	}
+	if o.EAP != nil && o.Certificates == nil {
+		return nil, errors.New("radius: EAP needs Certificates")
 	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
@@ -124,6 +139,7 @@ func NewConversation(o ConversationOptions) (*Conversation, error) {
 	return &Conversation{dir: o.Directory, enrolments: o.Enrolments, state: o.State, factors: fs, policies: ps,
 		username: o.Username, expiry: o.ReportPasswordExpiry, timeout: o.ChallengeTimeout, lockout: o.Lockout,
 		approveTimeout: o.ApproveTimeout, approvePoll: 250 * time.Millisecond,
+		eap: o.EAP, certs: o.Certificates, matchStored: o.MatchStoredCertificate,
 		audit: o.Audit, metrics: o.Metrics, log: o.Log, now: o.Now, rand: o.Rand}, nil
 }
 
@@ -192,15 +208,18 @@ type decision struct {
 	user    string
 	factor  factors.Method
 	state   []byte // State of an Access-Challenge
-	eapID   int    // EAP Identifier for an EAP-Failure, or -1
+	eap     []byte // EAP-Message to send
+	msk     []byte // EAP-TLS keying material: MS-MPPE-Recv-Key and -Send-Key
+	cert    *certInfo
+	quiet   bool // an EAP round in the middle of a handshake: counted, not audited
 }
 
 func reject(reason, message string) decision {
-	return decision{code: radius.CodeAccessReject, reason: reason, message: message, eapID: -1}
+	return decision{code: radius.CodeAccessReject, reason: reason, message: message}
 }
 
 func accept(reason string, attrs radius.Attributes) decision {
-	return decision{code: radius.CodeAccessAccept, reason: reason, attrs: attrs, eapID: -1}
+	return decision{code: radius.CodeAccessAccept, reason: reason, attrs: attrs}
 }
 
 // ServeRADIUS answers one Access-Request.
@@ -226,11 +245,16 @@ func (c *Conversation) ServeRADIUS(w radius.ResponseWriter, r *radius.Request) {
 			resp.Add(rfc2865.ReplyMessage_Type, a)
 		}
 	}
-	if d.eapID >= 0 {
-		// EAP-Failure (RFC 3748 §4.2) so that the supplicant stops at once.
-		rfc2869.EAPMessage_Set(resp, []byte{4, byte(d.eapID), 0, 4})
+	if d.eap != nil {
+		rfc2869.EAPMessage_Set(resp, d.eap)
 	}
 	resp.Attributes = append(resp.Attributes, d.attrs...)
+	if d.msk != nil {
+		// RFC 2548 salts and hides the keys with the shared secret and the
+		// Request Authenticator, which resp carries.
+		microsoft.MSMPPERecvKey_Add(resp, d.msk[:32])
+		microsoft.MSMPPESendKey_Add(resp, d.msk[32:64])
+	}
 	if err := w.Write(resp); err != nil {
 		c.metrics.Dropped.WithLabelValues(DropEncode).Inc()
 		c.log.Error("cannot send reply", "client", info.client.Name, "err", err)
@@ -247,6 +271,9 @@ func (c *Conversation) record(r *radius.Request, info *requestInfo, p *policy, d
 		outcome = audit.Challenge
 	}
 	c.metrics.Decisions.WithLabelValues(outcome, d.reason).Inc()
+	if d.quiet {
+		return
+	}
 	policyName := ""
 	if p != nil {
 		policyName = p.name
@@ -261,6 +288,7 @@ func (c *Conversation) record(r *radius.Request, info *requestInfo, p *policy, d
 		Reason:         d.reason,
 		Policy:         policyName,
 		Factor:         string(d.factor),
+		Cert:           d.cert.audit(),
 		LatencyMS:      float64(c.now().Sub(info.received).Microseconds()) / 1000,
 	})
 }
@@ -293,10 +321,10 @@ func (c *Conversation) decide(ctx context.Context, p *radius.Packet, client *Cli
 			d = reject(ReasonBadUsername, msgFailed)
 		}
 	}
-	if eap := p.Attributes.Get(typeEAPMessage); eap != nil {
-		d = reject(ReasonEAPUnsupported, msgEAP)
-		if len(eap) >= 2 {
-			d.eapID = int(eap[1])
+	if eapMsg := p.Attributes.Get(typeEAPMessage); eapMsg != nil {
+		d = c.eapRequest(ctx, p, pol)
+		if d.user != "" {
+			return d
 		}
 	} else if isCHAP(p) {
 		d = reject(ReasonUnsupportedAuth, msgUnsupported)

@@ -184,9 +184,11 @@ func (v *Voice) startApproval(ctx context.Context, user, to string) error {
 	if cur, ok, err := v.o.KV.Get(ctx, tokenKey(token)); err == nil && ok {
 		var r record
 		if json.Unmarshal(cur, &r) == nil && r.Status == "pending" {
-			r.CallSID, r.Expires = sid, time.Now().Add(ttl)
-			nb, _ := json.Marshal(r)
-			v.o.KV.Set(ctx, tokenKey(token), nb, time.Until(r.Expires))
+			r.CallSID = sid
+			if left := time.Until(r.Expires); left > 0 {
+				nb, _ := json.Marshal(r)
+				v.o.KV.Set(ctx, tokenKey(token), nb, left)
+			}
 		}
 	}
 	return nil

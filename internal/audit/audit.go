@@ -29,7 +29,16 @@ type Record struct {
 	Reason         string    `json:"reason"`
 	Policy         string    `json:"policy,omitempty"`
 	Factor         string    `json:"factor,omitempty"`
+	Cert           *Cert     `json:"cert,omitempty"` // smartcard logins
 	LatencyMS      float64   `json:"latency_ms"`
+}
+
+// Cert names the client certificate of a smartcard login.
+type Cert struct {
+	Subject string `json:"subject"`
+	Serial  string `json:"serial"`
+	Issuer  string `json:"issuer"`
+	SHA256  string `json:"sha256"`
 }
 
 // Log writes records as JSON lines. It is safe for concurrent use.
