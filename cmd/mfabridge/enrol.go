@@ -3,9 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base32"
 	"encoding/csv"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -31,7 +34,7 @@ const enrolUsage = `mfabridge enrol totp    --config FILE --user U [--secret BAS
        mfabridge enrol hotp    --config FILE --user U --secret HEX|BASE32 [--counter N] [--digits 6|8] [--replace]
        mfabridge enrol confirm --config FILE --user U --code CODE
        mfabridge enrol import  --config FILE --csv FILE [--replace]
-       mfabridge enrol cert    --config FILE --user U --file cert.pem`
+       mfabridge enrol cert    --config FILE --user U --file cert.pem [--replace]`
 
 func runEnrol(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -48,8 +51,7 @@ func runEnrol(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case "import":
 		return enrolImport(ctx, args[1:], stdout, stderr)
 	case "cert":
-		fmt.Fprintln(stderr, "mfabridge: enrol cert: smartcard certificates are not available in this version")
-		return exitFail
+		return enrolCert(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "mfabridge: unknown enrol method %q\nusage: %s\n", args[0], enrolUsage)
 	return exitUsage
@@ -408,6 +410,49 @@ func enrolImport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return fmt.Errorf("%w; nothing was imported", replaceHint(err))
 		}
 		fmt.Fprintf(stdout, "imported %d credentials from %s\n", len(lines), *csvPath)
+		return nil
+	}()
+	return exitFor(err, stderr, enrolUsage)
+}
+
+// enrolCert stores a user's smartcard certificate, for
+// match_stored_certificate: a login must then present exactly it.
+func enrolCert(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a := newAdminFlags("enrol cert", stderr)
+	file := a.fs.String("file", "", "the certificate, PEM or DER (required)")
+	replace := a.fs.Bool("replace", false, "replace an enrolled certificate (a renewed card)")
+	if err := a.fs.Parse(args); err != nil || a.fs.NArg() > 0 {
+		return exitUsage
+	}
+	err := func() error {
+		if *file == "" {
+			return errUsage
+		}
+		b, err := os.ReadFile(*file)
+		if err != nil {
+			return err
+		}
+		if blk, _ := pem.Decode(b); blk != nil {
+			if blk.Type != "CERTIFICATE" {
+				return fmt.Errorf("%s holds a %s, not a CERTIFICATE", *file, blk.Type)
+			}
+			b = blk.Bytes
+		}
+		cert, err := x509.ParseCertificate(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", *file, err)
+		}
+		_, st, user, err := a.open()
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		if err := st.Put(ctx, user, factors.Credential{Method: factors.Cert, Secret: cert.Raw, Active: true}, *replace); err != nil {
+			return replaceHint(err)
+		}
+		sum := sha256.Sum256(cert.Raw)
+		fmt.Fprintf(stdout, "certificate enrolled for %s: %s, serial %x, SHA-256 %x, valid until %s\n", user, cert.Subject,
+			cert.SerialNumber, sum, cert.NotAfter.UTC().Format("2006-01-02"))
 		return nil
 	}()
 	return exitFor(err, stderr, enrolUsage)

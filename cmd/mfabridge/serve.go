@@ -25,6 +25,7 @@ import (
 	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
 	"github.com/mfabridge/mfabridge/factors/otp"
+	"github.com/mfabridge/mfabridge/factors/smartcard"
 	"github.com/mfabridge/mfabridge/factors/sms"
 	"github.com/mfabridge/mfabridge/factors/voice"
 	"github.com/mfabridge/mfabridge/internal/admin"
@@ -34,6 +35,7 @@ import (
 	"github.com/mfabridge/mfabridge/internal/twilio"
 	"github.com/mfabridge/mfabridge/ldapbind"
 	"github.com/mfabridge/mfabridge/radius"
+	"github.com/mfabridge/mfabridge/radius/eap"
 )
 
 // shutdownGrace bounds how long in-flight requests may finish after
@@ -85,13 +87,17 @@ type graph struct {
 	dir     *ldapbind.Directory
 	clients *radius.ClientTable
 	conv    *radius.Conversation
-	voice   *voice.Voice   // nil without Twilio
-	twilio  *twilio.Client // nil without Twilio
+	voice   *voice.Voice         // nil without Twilio
+	twilio  *twilio.Client       // nil without Twilio
+	cards   *smartcard.Validator // nil without smartcard policies
 }
 
 // backends are opened once per process.
 type backends struct {
 	store *store.Store // nil when no store is configured
+	// eap runs EAP-TLS sessions; it outlives reloads so that logins in
+	// progress survive one. Its server certificate changes on restart.
+	eap   *eap.Server
 	state *state.Memory
 	aud   *audit.Log
 	m     *radius.Metrics
@@ -124,6 +130,16 @@ func build(cfg *config.Config, log *slog.Logger, be *backends) (*graph, error) {
 	}
 	if be.store != nil {
 		opts.Enrolments = be.store
+	}
+	if be.eap != nil && usesSmartcards(cfg) {
+		sc := cfg.Factors.Smartcard
+		g.cards, err = smartcard.New(smartcard.Options{CAFiles: sc.CAFiles, CRLFiles: sc.CRLFiles, OCSP: sc.OCSP,
+			OCSPTimeout: sc.OCSPTimeout, OCSPSoftFail: sc.OCSPSoftFail, Identity: sc.Identity, RequireEKU: sc.RequireEKU})
+		if err != nil {
+			dir.Close()
+			return nil, err
+		}
+		opts.EAP, opts.Certificates, opts.MatchStoredCertificate = be.eap, g.cards, sc.MatchStoredCertificate
 	}
 	if g.conv, err = radius.NewConversation(opts); err != nil {
 		dir.Close()
@@ -193,11 +209,22 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 	}
 	metrics := be.m
 
+	var current atomic.Pointer[graph]
+	if usesSmartcards(cfg) {
+		if be.eap, err = newEAP(cfg.Factors.Smartcard, cfg.Server.ChallengeTimeout, func(chain []*x509.Certificate) error {
+			if g := current.Load(); g != nil && g.cards != nil {
+				return g.cards.Verify(chain)
+			}
+			return errors.New("smartcard logins are not configured")
+		}); err != nil {
+			return err
+		}
+		defer be.eap.Close()
+	}
 	g, err := build(cfg, log, be)
 	if err != nil {
 		return err
 	}
-	var current atomic.Pointer[graph]
 	current.Store(g)
 
 	srv := radius.NewServer(radius.Options{
@@ -347,6 +374,10 @@ func reload(path string, current *atomic.Pointer[graph], srv *radius.Server, log
 		return
 	}
 	old := current.Load()
+	if usesSmartcards(cfg) && be.eap == nil {
+		log.Error("reload refused; the running configuration stays in force", "err", "smartcard logins can be turned on only at start")
+		return
+	}
 	if cfg.Store.Path != old.cfg.Store.Path || cfg.Store.Key.Source() != old.cfg.Store.Key.Source() {
 		log.Error("reload refused; the running configuration stays in force", "err", "store.path and store.key change only on restart")
 		return
@@ -419,4 +450,24 @@ func radsecTLS(c config.RadsecTLS) (*tls.Config, error) {
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    pool,
 	}, nil
+}
+
+// usesSmartcards reports whether a policy accepts EAP-TLS.
+func usesSmartcards(cfg *config.Config) bool {
+	for _, p := range cfg.Policies {
+		if p.Smartcard {
+			return true
+		}
+	}
+	return false
+}
+
+// newEAP builds the EAP-TLS server with the bridge's certificate.
+func newEAP(sc config.Smartcard, idle time.Duration, verify func([]*x509.Certificate) error) (*eap.Server, error) {
+	cert, err := tls.LoadX509KeyPair(sc.ServerCertFile, sc.ServerKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("factors.smartcard: server certificate: %w", err)
+	}
+	return eap.NewServer(eap.Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, Verify: verify,
+		FragmentSize: sc.FragmentSize, IdleTimeout: idle})
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +18,7 @@ const userUsage = `mfabridge user show    --config FILE --user U
        mfabridge user remove  --config FILE --user U [METHOD] remove one method, or all
        mfabridge user default --config FILE --user U METHOD   make METHOD (totp, hotp, sms, voice) the default`
 
-var storedMethods = []factors.Method{factors.TOTP, factors.HOTP}
+var storedMethods = []factors.Method{factors.TOTP, factors.HOTP, factors.Cert}
 
 func runUser(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -113,6 +115,14 @@ func showUser(ctx context.Context, st *store.Store, user string, stdout io.Write
 		used := "never"
 		if !c.LastUsed.IsZero() {
 			used = c.LastUsed.UTC().Format("2006-01-02 15:04 MST")
+		}
+		if c.Method == factors.Cert {
+			if cert, err := x509.ParseCertificate(c.Secret); err == nil {
+				sum := sha256.Sum256(cert.Raw)
+				fmt.Fprintf(stdout, "  cert  %s, serial %x, SHA-256 %x, valid until %s, enrolled %s\n", cert.Subject, cert.SerialNumber,
+					sum, cert.NotAfter.UTC().Format("2006-01-02"), c.Created.UTC().Format("2006-01-02 15:04 MST"))
+			}
+			continue
 		}
 		detail := fmt.Sprintf("%s %d digits", c.Algorithm, c.Digits)
 		if c.Method == factors.TOTP {

@@ -302,7 +302,7 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, user string, c factors.Cred
 	if exists > 0 && !replace {
 		return fmt.Errorf("%w: %s holds %s", ErrExists, user, c.Method)
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE user = ? AND method != ?`, user, string(c.Method)).Scan(&others); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE user = ? AND method != ? AND method != 'cert'`, user, string(c.Method)).Scan(&others); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO users (name) VALUES (?) ON CONFLICT (name) DO NOTHING`, user); err != nil {
@@ -313,7 +313,8 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, user string, c factors.Cred
 		ON CONFLICT (user, method) DO UPDATE SET secret = excluded.secret, algorithm = excluded.algorithm,
 			digits = excluded.digits, period = excluded.period, counter = excluded.counter, active = excluded.active,
 			created_at = excluded.created_at, last_used_at = 0`,
-		user, string(c.Method), sealed, c.Algorithm, c.Digits, c.Period, int64(c.Counter), c.Active, others == 0, s.now().Unix())
+		user, string(c.Method), sealed, c.Algorithm, c.Digits, c.Period, int64(c.Counter), c.Active,
+		others == 0 && c.Method != factors.Cert, s.now().Unix())
 	if err != nil {
 		return fmt.Errorf("store: write %s for %q: %w", c.Method, user, err)
 	}

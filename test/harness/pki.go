@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -120,4 +121,101 @@ func (ca *CA) ClientCert(dir, name, cn string, dnsNames ...string) (certFile, ke
 		return "", "", err
 	}
 	return certFile, keyFile, writePEM(keyFile, "PRIVATE KEY", kder, 0o600)
+}
+
+// CardOptions describe a smartcard-logon style user certificate.
+type CardOptions struct {
+	CN, UPN, Email string
+	// EKUs: client authentication and Microsoft smartcard logon unless
+	// NoEKU is set.
+	NoEKU                bool
+	NotBefore, NotAfter  time.Time // default: an hour ago, a day ahead
+	KeyUsageCertSignOnly bool      // a key usage that forbids signing
+}
+
+var (
+	oidSAN            = asn1.ObjectIdentifier{2, 5, 29, 17}
+	oidUPN            = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 3}
+	oidSmartcardLogon = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 2}
+)
+
+// CardCert issues a user certificate as a smartcard would hold it, with
+// the UPN in an otherName SAN, and writes dir/name.pem and
+// dir/name-key.pem.
+func (ca *CA) CardCert(dir, name string, o CardOptions) (certFile, keyFile string, cert *x509.Certificate, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return "", "", nil, err
+	}
+	if o.NotBefore.IsZero() {
+		o.NotBefore = time.Now().Add(-time.Hour)
+	}
+	if o.NotAfter.IsZero() {
+		o.NotAfter = time.Now().Add(24 * time.Hour)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: o.CN, Organization: []string{"Example NHS Trust"}},
+		NotBefore:    o.NotBefore,
+		NotAfter:     o.NotAfter,
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+	}
+	if o.KeyUsageCertSignOnly {
+		tmpl.KeyUsage = x509.KeyUsageKeyEncipherment
+	}
+	if !o.NoEKU {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		tmpl.UnknownExtKeyUsage = []asn1.ObjectIdentifier{oidSmartcardLogon}
+	}
+	var names []asn1.RawValue
+	if o.UPN != "" {
+		utf8, _ := asn1.MarshalWithParams(o.UPN, "utf8")
+		inner, _ := asn1.Marshal(struct {
+			ID    asn1.ObjectIdentifier
+			Value asn1.RawValue
+		}{oidUPN, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: utf8}})
+		var seq asn1.RawValue
+		asn1.Unmarshal(inner, &seq)
+		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: seq.Bytes})
+	}
+	if o.Email != "" {
+		names = append(names, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 1, Bytes: []byte(o.Email)})
+	}
+	if len(names) > 0 {
+		san, err := asn1.Marshal(names)
+		if err != nil {
+			return "", "", nil, err
+		}
+		tmpl.ExtraExtensions = []pkix.Extension{{Id: oidSAN, Value: san}}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
+	if err != nil {
+		return "", "", nil, err
+	}
+	cert, _ = x509.ParseCertificate(der)
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return "", "", nil, err
+	}
+	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+	if err := writePEM(certFile, "CERTIFICATE", der, 0o644); err != nil {
+		return "", "", nil, err
+	}
+	return certFile, keyFile, cert, writePEM(keyFile, "PRIVATE KEY", kder, 0o600)
+}
+
+// CRL writes a CRL of the CA revoking serials to dir/name.pem, valid for
+// validFor (negative: already out of date).
+func (ca *CA) CRL(dir, name string, validFor time.Duration, serials ...*big.Int) (string, error) {
+	tmpl := &x509.RevocationList{Number: serial(), ThisUpdate: time.Now().Add(-2 * time.Hour), NextUpdate: time.Now().Add(validFor)}
+	for _, s := range serials {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries,
+			x509.RevocationListEntry{SerialNumber: s, RevocationTime: time.Now().Add(-time.Hour)})
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.Key)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, name+".pem")
+	return path, writePEM(path, "X509 CRL", der, 0o644)
 }
