@@ -50,13 +50,18 @@ type Starter interface {
 // Prompt is what a factor tells the user after starting.
 type Prompt struct {
 	Text string // "A text message with a code was sent to ******0001."
+	// Ref names what was started, for an Approver: only the challenge or
+	// request holding it may use the approval.
+	Ref string
 }
 
 // Approver is a factor answered out of band (a call answered with #):
-// after Start, Approval reports where the approval stands.
+// after Start, Approval reports where the approval named by the
+// prompt's Ref stands, and Take uses an approved one, once.
 type Approver interface {
 	Starter
-	Approval(ctx context.Context, u *User) (Approval, error)
+	Approval(ctx context.Context, u *User, ref string) (Approval, error)
+	Take(ctx context.Context, u *User, ref string) error
 }
 
 // Approval is the state of an out-of-band approval.

@@ -8,8 +8,14 @@ import "strings"
 // gets countryCode (digits, e.g. "44") in its place. A number that stays
 // ambiguous is refused rather than guessed.
 func NormalisePhone(raw, countryCode string) (string, bool) {
+	raw = strings.TrimSpace(raw)
+	// "+44 (0)7700 900001": the bracketed trunk zero is dialled only
+	// within the country.
+	if strings.HasPrefix(raw, "+") || strings.HasPrefix(raw, "00") {
+		raw = strings.Replace(raw, "(0)", "", 1)
+	}
 	var b strings.Builder
-	for i, r := range strings.TrimSpace(raw) {
+	for i, r := range raw {
 		switch {
 		case r >= '0' && r <= '9':
 			b.WriteRune(r)

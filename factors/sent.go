@@ -130,23 +130,29 @@ func (l *SendLimits) Allow(ctx context.Context, m Method, user string) error {
 	if l.Now != nil {
 		now = l.Now()
 	}
-	minute := strconv.FormatInt(now.Unix()/60, 10)
-	n, err := l.KV.Incr(ctx, "rate:global:"+minute, 2*time.Minute)
-	if err != nil {
-		return err
-	}
-	if n > int64(l.GlobalMinute) {
-		return fmt.Errorf("%w: more than %d sends this minute for all users", ErrRateLimited, l.GlobalMinute)
-	}
-	n, err = l.KV.Incr(ctx, "rate:"+string(m)+":"+user, time.Hour)
+	// The user's own limit first: a user retrying past it must not use up
+	// the ceiling everyone shares.
+	n, err := l.KV.Incr(ctx, "rate:"+string(m)+":"+user, time.Hour)
 	if err != nil {
 		return err
 	}
 	if n > int64(l.PerUserHour) {
 		return fmt.Errorf("%w: more than %d per hour for this user", ErrRateLimited, l.PerUserHour)
 	}
+	minute := strconv.FormatInt(now.Unix()/60, 10)
+	n, err = l.KV.Incr(ctx, "rate:global:"+minute, 2*time.Minute)
+	if err != nil {
+		return err
+	}
+	if n > int64(l.GlobalMinute) {
+		return fmt.Errorf("%w: more than %d sends this minute for all users", ErrBusy, l.GlobalMinute)
+	}
 	return nil
 }
+
+// ErrBusy is a send refused by the ceiling all users share; it is a
+// kind of ErrRateLimited.
+var ErrBusy = fmt.Errorf("%w for everyone", ErrRateLimited)
 
 // ErrRefused is an approval refused by the user (a key other than #).
 var ErrRefused = errors.New("refused by the user")

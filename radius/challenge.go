@@ -28,6 +28,7 @@ type session struct {
 	Policy   string           `json:"policy"`
 	Methods  []factors.Method `json:"methods"`          // offered and still usable
 	Active   factors.Method   `json:"active,omitempty"` // a sending method whose code or approval is pending
+	Ref      string           `json:"ref,omitempty"`    // the approval Active started: only this session may use it
 	Menu     []factors.Method `json:"menu,omitempty"`   // the numbers in the prompt: Menu[0] is reply 1
 	Attempts int              `json:"attempts"`         // wrong answers still allowed
 	Station  string           `json:"station,omitempty"`
@@ -106,9 +107,10 @@ func (c *Conversation) firstChallenge(ctx context.Context, client *Client, pol *
 	lead := ""
 	if c.isStarter(offered[0]) {
 		var ok bool
-		lead, ok = c.start(ctx, u, offered[0])
+		var ref string
+		lead, ref, ok = c.start(ctx, u, offered[0])
 		if ok {
-			s.Active = offered[0]
+			s.Active, s.Ref = offered[0], ref
 		} else {
 			s.Methods = without(s.Methods, offered[0])
 		}
@@ -131,7 +133,7 @@ func (c *Conversation) newSession(client *Client, pol *policy, u *factors.User, 
 // start starts a sending method and returns what to tell the user, and
 // whether it was sent. A failure is logged with the service's error code
 // (never the code sent) and counted; the user is told in a sentence.
-func (c *Conversation) start(ctx context.Context, u *factors.User, m factors.Method) (string, bool) {
+func (c *Conversation) start(ctx context.Context, u *factors.User, m factors.Method) (lead, ref string, ok bool) {
 	f := c.factors[m].(factors.Starter)
 	// What is started lives as long as the challenge that waits for it,
 	// unless the caller (a held request) set a shorter deadline.
@@ -142,11 +144,15 @@ func (c *Conversation) start(ctx context.Context, u *factors.User, m factors.Met
 	switch {
 	case err == nil:
 		c.metrics.Sends.WithLabelValues(string(m), "sent").Inc()
-		return p.Text, true
+		return p.Text, p.Ref, true
+	case errors.Is(err, factors.ErrBusy):
+		c.metrics.Sends.WithLabelValues(string(m), "rate_limited").Inc()
+		c.log.Warn("send refused by the global limit", "user", u.Name, "factor", string(m), "err", err)
+		return "Too many codes are being sent right now; try again in a minute or use another method.", "", false
 	case errors.Is(err, factors.ErrRateLimited):
 		c.metrics.Sends.WithLabelValues(string(m), "rate_limited").Inc()
 		c.log.Warn("send refused by a limit", "user", u.Name, "factor", string(m), "err", err)
-		return "Too many codes have been sent to you; try again later or use another method.", false
+		return "Too many codes have been sent to you; try again later or use another method.", "", false
 	case errors.As(err, &se):
 		c.metrics.Sends.WithLabelValues(string(m), "failed").Inc()
 		c.log.Error("send failed", "user", u.Name, "factor", string(m), "service_code", se.Code, "http_status", se.Status, "err", se.Err)
@@ -155,9 +161,9 @@ func (c *Conversation) start(ctx context.Context, u *factors.User, m factors.Met
 		c.log.Error("send failed", "user", u.Name, "factor", string(m), "err", err)
 	}
 	if m == factors.Voice {
-		return "The call could not be placed.", false
+		return "The call could not be placed.", "", false
 	}
-	return "The text message could not be sent.", false
+	return "The text message could not be sent.", "", false
 }
 
 // challenge stores s under a new State and answers Access-Challenge with
@@ -221,9 +227,9 @@ func (c *Conversation) answer(ctx context.Context, client *Client, user string, 
 	// A menu choice starts a sending method; it costs no attempt.
 	if n, err := strconv.Atoi(answer); err == nil && len(answer) == 1 && n >= 1 && n <= len(s.Menu) {
 		m := s.Menu[n-1]
-		lead, ok := c.start(ctx, u, m)
+		lead, ref, ok := c.start(ctx, u, m)
 		if ok {
-			s.Active = m
+			s.Active, s.Ref = m, ref
 		} else {
 			s.Methods = without(s.Methods, m)
 			if len(s.Methods) == 0 {
@@ -233,9 +239,10 @@ func (c *Conversation) answer(ctx context.Context, client *Client, user string, 
 		return c.challenge(ctx, s, u, lead, ReasonMethodStarted)
 	}
 
-	// Pressed Enter after the call: the approval decides.
+	// Pressed Enter after the call: the approval this session started
+	// decides, and no other.
 	if s.Active != "" && c.isApprover(s.Active) && !allDigits(answer) {
-		err := c.factors[s.Active].Check(ctx, u, answer)
+		err := c.factors[s.Active].(factors.Approver).Take(ctx, u, s.Ref)
 		switch {
 		case err == nil:
 			return c.passed(ctx, client, pol, u, s.Active, s.Station)
@@ -274,8 +281,8 @@ func (c *Conversation) verify(ctx context.Context, client *Client, pol *policy, 
 	replayed := false
 	for _, m := range methods {
 		f, ok := c.factors[m]
-		if !ok || c.isApprover(m) && m == active {
-			continue
+		if !ok || c.isApprover(m) {
+			continue // an approval is no code; see answer
 		}
 		// A sending method has a code only once sent; in append mode the
 		// code may come from an earlier login, so try it anyway.
@@ -336,7 +343,7 @@ func (c *Conversation) appendStart(ctx context.Context, client *Client, pol *pol
 			return c.await(ctx, client, pol, u, m, station)
 		}
 	}
-	lead, ok := c.start(ctx, u, m)
+	lead, _, ok := c.start(ctx, u, m)
 	if !ok {
 		return reject(ReasonSendFailed, lead)
 	}
@@ -385,7 +392,7 @@ func (c *Conversation) await(ctx context.Context, client *Client, pol *policy, u
 	defer unhold()
 	ctx, cancel := context.WithTimeout(ctx, c.approveTimeout)
 	defer cancel()
-	lead, ok := c.start(ctx, u, m)
+	lead, ref, ok := c.start(ctx, u, m)
 	if !ok {
 		return reject(ReasonSendFailed, lead)
 	}
@@ -393,13 +400,13 @@ func (c *Conversation) await(ctx context.Context, client *Client, pol *policy, u
 	tick := time.NewTicker(c.approvePoll)
 	defer tick.Stop()
 	for {
-		a, err := f.Approval(ctx, u)
+		a, err := f.Approval(ctx, u, ref)
 		switch {
 		case err != nil && !errors.Is(err, factors.ErrExpired):
 			c.log.Error("approval unavailable", "user", u.Name, "err", err)
 			return reject(ReasonInternal, msgUnavailable)
 		case a == factors.Approved:
-			if err := f.Check(ctx, u, ""); err != nil {
+			if err := f.Take(ctx, u, ref); err != nil {
 				return reject(ReasonReplayedCode, msgFailed)
 			}
 			return c.passed(ctx, client, pol, u, m, station)

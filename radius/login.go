@@ -155,6 +155,10 @@ func askedMethod(typed string) (password string, m factors.Method, ok bool) {
 //   - append mode, inside a remember window: all of it first (the mail
 //     client's saved password), then the splits.
 //
+// Whether a user has a phone number is known only after the directory
+// answers, so the codes of text messages and calls are split off too; a
+// user who may have none also gets all of it as a last reading.
+//
 // A password that ends in digits therefore never skips the second factor:
 // those digits are read as the code and must verify as one.
 func (c *Conversation) candidates(pol *policy, u *factors.User, typed string, remembered bool) []candidate {
@@ -165,8 +169,16 @@ func (c *Conversation) candidates(pol *policy, u *factors.User, typed string, re
 	if remembered {
 		out = append(out, candidate{password: typed})
 	}
+	stored := c.offered(pol, u) // known before the directory: the store's methods
+	var maybe []factors.Method  // sending methods, whose numbers the directory holds
+	for _, name := range pol.Factors {
+		m := factors.Method(name)
+		if _, ok := c.factors[m]; ok && c.isStarter(m) && !contains(stored, m) {
+			maybe = append(maybe, m)
+		}
+	}
 	seen := map[int]bool{}
-	for _, m := range c.offered(pol, u) {
+	for _, m := range append(stored, maybe...) {
 		cl, ok := c.factors[m].(factors.CodeLength)
 		if !ok {
 			continue
@@ -178,7 +190,7 @@ func (c *Conversation) candidates(pol *policy, u *factors.User, typed string, re
 		seen[n] = true
 		out = append(out, candidate{password: typed[:len(typed)-n], code: typed[len(typed)-n:]})
 	}
-	if len(out) == 0 {
+	if len(out) == 0 || len(stored) == 0 && !remembered {
 		out = append(out, candidate{password: typed})
 	}
 	return out

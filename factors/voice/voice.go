@@ -84,10 +84,11 @@ func (v *Voice) Start(ctx context.Context, u *factors.User) (factors.Prompt, err
 	}
 	masked := factors.MaskPhone(to)
 	if v.o.Mode == ModeApprove {
-		if err := v.startApproval(ctx, u.Name, to); err != nil {
+		token, err := v.startApproval(ctx, u.Name, to)
+		if err != nil {
 			return factors.Prompt{}, err
 		}
-		return factors.Prompt{Text: "Answer the call to " + masked + " and press # to approve."}, nil
+		return factors.Prompt{Text: "Answer the call to " + masked + " and press # to approve.", Ref: token}, nil
 	}
 	code, err := v.o.Codes.Issue(ctx, factors.Voice, u.Name)
 	if err != nil {
@@ -99,31 +100,14 @@ func (v *Voice) Start(ctx context.Context, u *factors.User) (factors.Prompt, err
 	return factors.Prompt{Text: "A call to " + masked + " will read you a code."}, nil
 }
 
-// Check verifies the answer: in code mode the code read out; in approve
-// mode the answer is ignored (the user presses Enter) and the approval
-// decides.
+// Check verifies the code read out (code mode). An approval is not a
+// code: in approve mode every answer is wrong, and the approval is asked
+// for with Approval and Take, by the challenge that started it.
 func (v *Voice) Check(ctx context.Context, u *factors.User, answer string) error {
 	if v.o.Mode == ModeCode {
 		return v.o.Codes.Check(ctx, factors.Voice, u.Name, answer)
 	}
-	a, token, err := v.approval(ctx, u.Name)
-	if err != nil {
-		return err
-	}
-	switch a {
-	case factors.Approved:
-		// An approval lets in one login.
-		if _, ok, err := v.o.KV.Take(ctx, tokenKey(token)); err != nil {
-			return err
-		} else if !ok {
-			return factors.ErrReplayed
-		}
-		v.o.KV.Take(ctx, userKey(u.Name))
-		return nil
-	case factors.Refused:
-		return factors.ErrRefused
-	}
-	return factors.ErrNotYet
+	return factors.ErrWrongCode
 }
 
 // Factor returns the factor to offer: in approve mode it is also a
@@ -139,10 +123,39 @@ func (v *Voice) Factor() factors.Starter {
 // approver is the voice factor in approve mode.
 type approver struct{ *Voice }
 
-// Approval reports where the user's latest approval stands.
-func (a approver) Approval(ctx context.Context, u *factors.User) (factors.Approval, error) {
-	st, _, err := a.approval(ctx, u.Name)
-	return st, err
+// Approval reports where the approval ref of u stands.
+func (a approver) Approval(ctx context.Context, u *factors.User, ref string) (factors.Approval, error) {
+	r, err := a.record(ctx, u.Name, ref)
+	if err != nil {
+		return factors.Pending, err
+	}
+	switch r.Status {
+	case "approved":
+		return factors.Approved, nil
+	case "refused":
+		return factors.Refused, nil
+	}
+	return factors.Pending, nil
+}
+
+// Take uses the approved approval ref of u: it lets in one login.
+func (a approver) Take(ctx context.Context, u *factors.User, ref string) error {
+	st, err := a.Approval(ctx, u, ref)
+	if err != nil {
+		return err
+	}
+	switch st {
+	case factors.Refused:
+		return factors.ErrRefused
+	case factors.Pending:
+		return factors.ErrNotYet
+	}
+	if _, ok, err := a.o.KV.Take(ctx, tokenKey(ref)); err != nil {
+		return err
+	} else if !ok {
+		return factors.ErrReplayed
+	}
+	return nil
 }
 
 // record is one approval: a call placed to user, waiting for a key.
@@ -154,12 +167,13 @@ type record struct {
 }
 
 func tokenKey(token string) string { return "approve:token:" + token }
-func userKey(user string) string   { return "approve:user:" + user }
 
-func (v *Voice) startApproval(ctx context.Context, user, to string) error {
+// startApproval records a pending approval and places the call; it
+// returns the approval's token, which only its caller knows.
+func (v *Voice) startApproval(ctx context.Context, user, to string) (string, error) {
 	b := make([]byte, 16)
 	if _, err := rand.Read(b); err != nil {
-		return err
+		return "", err
 	}
 	token := hex.EncodeToString(b)
 	// The approval lives as long as what waits for it: the challenge
@@ -170,15 +184,12 @@ func (v *Voice) startApproval(ctx context.Context, user, to string) error {
 	}
 	rec, _ := json.Marshal(record{User: user, Status: "pending", Expires: time.Now().Add(ttl)})
 	if err := v.o.KV.Set(ctx, tokenKey(token), rec, ttl); err != nil {
-		return err
-	}
-	if err := v.o.KV.Set(ctx, userKey(user), []byte(token), ttl); err != nil {
-		return err
+		return "", err
 	}
 	sid, err := v.o.Caller.Call(ctx, to, approveTwiML(v.o.Issuer, v.actionURL(token)))
 	if err != nil {
 		v.o.KV.Take(ctx, tokenKey(token))
-		return err
+		return "", err
 	}
 	// Keep the call's SID, so that the webhook accepts this call only.
 	if cur, ok, err := v.o.KV.Get(ctx, tokenKey(token)); err == nil && ok {
@@ -191,35 +202,20 @@ func (v *Voice) startApproval(ctx context.Context, user, to string) error {
 			}
 		}
 	}
-	return nil
+	return token, nil
 }
 
-func (v *Voice) approval(ctx context.Context, user string) (factors.Approval, string, error) {
-	tok, ok, err := v.o.KV.Get(ctx, userKey(user))
+// record reads approval token of user.
+func (v *Voice) record(ctx context.Context, user, token string) (record, error) {
+	b, ok, err := v.o.KV.Get(ctx, tokenKey(token))
 	if err != nil {
-		return factors.Pending, "", err
-	}
-	if !ok {
-		return factors.Pending, "", factors.ErrExpired
-	}
-	b, ok, err := v.o.KV.Get(ctx, tokenKey(string(tok)))
-	if err != nil {
-		return factors.Pending, "", err
-	}
-	if !ok {
-		return factors.Pending, "", factors.ErrExpired
+		return record{}, err
 	}
 	var r record
-	if err := json.Unmarshal(b, &r); err != nil || r.User != user {
-		return factors.Pending, "", factors.ErrExpired
+	if !ok || json.Unmarshal(b, &r) != nil || r.User != user || !time.Now().Before(r.Expires) {
+		return record{}, factors.ErrExpired
 	}
-	switch r.Status {
-	case "approved":
-		return factors.Approved, string(tok), nil
-	case "refused":
-		return factors.Refused, string(tok), nil
-	}
-	return factors.Pending, string(tok), nil
+	return r, nil
 }
 
 // WebhookPath is where Twilio posts the key pressed, under public_url.

@@ -17,6 +17,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"regexp"
+	"strconv"
 	"time"
 
 	twilio "github.com/twilio/twilio-go"
@@ -118,13 +120,23 @@ func sendError(m factors.Method, err error) error {
 	if err == nil {
 		return nil
 	}
+	// Twilio's message can quote the number; its code and the page that
+	// explains it say enough.
 	var te *client.TwilioRestError
 	if errors.As(err, &te) {
-		return &factors.SendError{Method: m, Code: te.Code, Status: te.Status, Err: errors.New(te.Message)}
+		return &factors.SendError{Method: m, Code: te.Code, Status: te.Status, Err: fmt.Errorf("Twilio error, see %s", te.MoreInfo)}
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		return &factors.SendError{Method: m, Err: errors.New("no answer from Twilio in time")}
 	}
+	// An error body that is not Twilio's JSON (a proxy's HTML page):
+	// twilio-go names the HTTP status only in its message.
+	if st := httpStatusRE.FindStringSubmatch(err.Error()); st != nil {
+		code, _ := strconv.Atoi(st[1])
+		return &factors.SendError{Method: m, Status: code, Err: errors.New("Twilio answered with an error that is not Twilio's JSON")}
+	}
 	return &factors.SendError{Method: m, Err: errors.New("request to Twilio failed")}
 }
+
+var httpStatusRE = regexp.MustCompile(`HTTP error code: (\d{3})`)
