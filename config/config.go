@@ -241,7 +241,7 @@ type Policy struct {
 // Groups (every user when Groups is empty).
 type ReplyRule struct {
 	Groups     []string          `yaml:"groups"`
-	Attributes map[string]string `yaml:"attributes"`
+	Attributes map[string]Values `yaml:"attributes"`
 }
 
 // Lockout caps guesses per user inside Window.

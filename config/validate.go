@@ -497,22 +497,44 @@ func (c *Config) validatePolicies(v *validator) {
 	}
 }
 
-func checkReplyAttribute(v *validator, path, name, val string) {
-	kind, ok := ReplyAttributes[name]
+func checkReplyAttribute(v *validator, path, name string, vals Values) {
+	spec, ok := LookupReplyAttribute(name)
 	if !ok {
-		v.bad(path, fmt.Sprintf("unknown reply attribute %q", name), "attributes: "+keys(ReplyAttributes)+suggest(name, sortedKeys(ReplyAttributes)))
+		v.bad(path, fmt.Sprintf("unknown reply attribute %q", name),
+			"attributes: "+keys(ReplyAttributes)+", or VENDOR:TYPE such as 9:1"+suggest(name, sortedKeys(ReplyAttributes)))
 		return
 	}
-	switch kind {
-	case AttrInteger:
-		if _, err := strconv.ParseUint(val, 10, 32); err != nil {
-			v.bad(path, fmt.Sprintf("%q is not a whole number", val), "write seconds, such as 3600")
-		}
-	case AttrText:
-		if val == "" || len(val) > 253 || !utf8.ValidString(val) {
-			v.bad(path, "must be UTF-8 text of 1 to 253 bytes", "shorten the value")
+	if len(vals) == 0 {
+		v.bad(path, "no value", "write a value")
+	}
+	max := 253
+	if spec.Vendor != 0 {
+		max = 247 // vendor id and the vendor's type and length
+	}
+	for _, val := range vals {
+		switch spec.Kind {
+		case AttrInteger:
+			if _, err := strconv.ParseUint(val, 10, 32); err != nil {
+				v.bad(path, fmt.Sprintf("%q is not a whole number", val), "write seconds, such as 3600")
+			}
+		case AttrOctets:
+			if b, err := OctetsValue(val); err != nil || len(b) == 0 || len(b) > max {
+				v.bad(path, fmt.Sprintf("must be text or 0x and hex of 1 to %d bytes", max), "shorten the value, or check the hex")
+			}
+		default:
+			if val == "" || len(val) > max || !utf8.ValidString(val) {
+				v.bad(path, fmt.Sprintf("must be UTF-8 text of 1 to %d bytes", max), "shorten the value")
+			}
 		}
 	}
+}
+
+// OctetsValue reads an octets value: 0x and hex, or the text itself.
+func OctetsValue(s string) ([]byte, error) {
+	if h, ok := strings.CutPrefix(s, "0x"); ok {
+		return hex.DecodeString(h)
+	}
+	return []byte(s), nil
 }
 
 func suggest(s string, names []string) string {

@@ -106,7 +106,7 @@ func testClients() []config.Client {
 func testPolicies() map[string]config.Policy {
 	p := config.DefaultPolicy()
 	p.MFA = config.MFAOff
-	p.ReplyAttributes = []config.ReplyRule{{Attributes: map[string]string{"Class": "vpn-users"}}}
+	p.ReplyAttributes = []config.ReplyRule{{Attributes: map[string]config.Values{"Class": {"vpn-users"}}}}
 	return map[string]config.Policy{"default": p}
 }
 

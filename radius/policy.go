@@ -12,16 +12,6 @@ import (
 	"github.com/mfabridge/mfabridge/factors"
 )
 
-// replyAttributeTypes encodes the names config.ReplyAttributes accepts;
-// the two tables must list the same names (TestReplyAttributeTables).
-var replyAttributeTypes = map[string]radius.Type{
-	"Class":           rfc2865.Class_Type,
-	"Filter-Id":       rfc2865.FilterID_Type,
-	"Session-Timeout": rfc2865.SessionTimeout_Type,
-	"Idle-Timeout":    rfc2865.IdleTimeout_Type,
-	"Reply-Message":   rfc2865.ReplyMessage_Type,
-}
-
 // policy is a config.Policy with its reply attributes encoded once.
 type policy struct {
 	name string
@@ -46,11 +36,13 @@ func compilePolicies(m map[string]config.Policy) (map[string]*policy, error) {
 			}
 			sort.Strings(names) // a stable order on the wire
 			for _, n := range names {
-				a, err := encodeReplyAttribute(n, r.Attributes[n])
-				if err != nil {
-					return nil, fmt.Errorf("policies.%s.reply_attributes[%d]: %w", name, i, err)
+				for _, val := range r.Attributes[n] {
+					a, err := encodeReplyAttribute(n, val)
+					if err != nil {
+						return nil, fmt.Errorf("policies.%s.reply_attributes[%d]: %w", name, i, err)
+					}
+					rule.attrs = append(rule.attrs, a)
 				}
-				rule.attrs = append(rule.attrs, a)
 			}
 			cp.replies = append(cp.replies, rule)
 		}
@@ -59,27 +51,45 @@ func compilePolicies(m map[string]config.Policy) (map[string]*policy, error) {
 	return out, nil
 }
 
+// encodeReplyAttribute encodes one value: a standard attribute, or a
+// Vendor-Specific attribute holding one vendor sub-attribute (RFC 2865
+// §5.26).
 func encodeReplyAttribute(name, val string) (*radius.AVP, error) {
-	t, ok := replyAttributeTypes[name]
+	spec, ok := config.LookupReplyAttribute(name)
 	if !ok {
 		return nil, fmt.Errorf("unknown reply attribute %q", name)
 	}
 	var a radius.Attribute
-	var err error
-	switch config.ReplyAttributes[name] {
+	switch spec.Kind {
 	case config.AttrInteger:
-		n, perr := strconv.ParseUint(val, 10, 32)
-		if perr != nil {
+		n, err := strconv.ParseUint(val, 10, 32)
+		if err != nil {
 			return nil, fmt.Errorf("%s: %q is not a whole number", name, val)
 		}
 		a = radius.NewInteger(uint32(n))
-	default:
-		a, err = radius.NewString(val)
+	case config.AttrOctets:
+		b, err := config.OctetsValue(val)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
+		a = radius.Attribute(b)
+	default:
+		a = radius.Attribute(val)
 	}
-	return &radius.AVP{Type: t, Attribute: a}, nil
+	if spec.Vendor == 0 {
+		if len(a) > 253 {
+			return nil, fmt.Errorf("%s: value longer than 253 bytes", name)
+		}
+		return &radius.AVP{Type: radius.Type(spec.Type), Attribute: a}, nil
+	}
+	if len(a) > 247 {
+		return nil, fmt.Errorf("%s: value longer than 247 bytes", name)
+	}
+	vsa, err := radius.NewVendorSpecific(spec.Vendor, append([]byte{spec.Type, byte(2 + len(a))}, a...))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return &radius.AVP{Type: rfc2865.VendorSpecific_Type, Attribute: vsa}, nil
 }
 
 // replyAttributes returns the attributes for u: every rule whose groups

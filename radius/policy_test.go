@@ -14,22 +14,39 @@ import (
 	"github.com/mfabridge/mfabridge/factors"
 )
 
-// TestReplyAttributeTables keeps the names config accepts and the names
-// this package encodes the same.
+// TestReplyAttributeTables: every name config accepts encodes, and vendor
+// attributes become one Vendor-Specific with the vendor's sub-attribute.
 func TestReplyAttributeTables(t *testing.T) {
-	cfg := slices.Sorted(maps.Keys(config.ReplyAttributes))
-	enc := slices.Sorted(maps.Keys(replyAttributeTypes))
-	if !reflect.DeepEqual(cfg, enc) {
-		t.Errorf("config.ReplyAttributes has %q, replyAttributeTypes has %q", cfg, enc)
-	}
-	for _, name := range cfg {
+	for _, name := range slices.Sorted(maps.Keys(config.ReplyAttributes)) {
+		spec := config.ReplyAttributes[name]
 		value := "text"
-		if config.ReplyAttributes[name] == config.AttrInteger {
+		if spec.Kind == config.AttrInteger {
 			value = "3600"
 		}
-		if _, err := encodeReplyAttribute(name, value); err != nil {
+		a, err := encodeReplyAttribute(name, value)
+		if err != nil {
 			t.Errorf("%s: %v", name, err)
+			continue
 		}
+		if spec.Vendor == 0 {
+			if a.Type != radius.Type(spec.Type) {
+				t.Errorf("%s: type %d, want %d", name, a.Type, spec.Type)
+			}
+			continue
+		}
+		id, sub, err := radius.VendorSpecific(a.Attribute)
+		if a.Type != rfc2865.VendorSpecific_Type || err != nil || id != spec.Vendor || len(sub) < 2 || sub[0] != spec.Type ||
+			int(sub[1]) != len(sub) {
+			t.Errorf("%s: vendor attribute % x (vendor %d, %v)", name, a.Attribute, id, err)
+		}
+	}
+	// VENDOR:TYPE for any other vendor, and 0x for bytes.
+	a, err := encodeReplyAttribute("9:1", "shell:priv-lvl=15")
+	if id, sub, _ := radius.VendorSpecific(a.Attribute); err != nil || id != 9 || string(sub[2:]) != "shell:priv-lvl=15" {
+		t.Errorf("9:1: %v % x", err, a.Attribute)
+	}
+	if a, err := encodeReplyAttribute("Class", "0x0102ff"); err != nil || string(a.Attribute) != "\x01\x02\xff" {
+		t.Errorf("Class 0x: %v %v", err, a)
 	}
 }
 
@@ -69,9 +86,9 @@ func TestEncodeReplyAttribute(t *testing.T) {
 func TestReplyAttributes(t *testing.T) {
 	pol := config.DefaultPolicy()
 	pol.ReplyAttributes = []config.ReplyRule{
-		{Groups: []string{"admins"}, Attributes: map[string]string{"Class": "admins", "Filter-Id": "full"}},
-		{Attributes: map[string]string{"Session-Timeout": "3600"}},
-		{Groups: []string{"staff", "contractors"}, Attributes: map[string]string{"Filter-Id": "limited"}},
+		{Groups: []string{"admins"}, Attributes: map[string]config.Values{"Class": {"admins"}, "Filter-Id": {"full"}}},
+		{Attributes: map[string]config.Values{"Session-Timeout": {"3600"}}},
+		{Groups: []string{"staff", "contractors"}, Attributes: map[string]config.Values{"Filter-Id": {"limited"}}},
 	}
 	ps, err := compilePolicies(map[string]config.Policy{"p": pol})
 	if err != nil {
@@ -109,7 +126,7 @@ func TestReplyAttributes(t *testing.T) {
 
 func TestCompilePoliciesError(t *testing.T) {
 	pol := config.DefaultPolicy()
-	pol.ReplyAttributes = []config.ReplyRule{{Attributes: map[string]string{"Session-Timeout": "soon"}}}
+	pol.ReplyAttributes = []config.ReplyRule{{Attributes: map[string]config.Values{"Session-Timeout": {"soon"}}}}
 	if _, err := compilePolicies(map[string]config.Policy{"p": pol}); err == nil ||
 		!strings.Contains(err.Error(), "policies.p.reply_attributes[0]") {
 		t.Errorf("error %v, want one naming policies.p.reply_attributes[0]", err)
