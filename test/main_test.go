@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"text/template"
@@ -81,7 +82,37 @@ func newUser(t *testing.T, groups ...string) harness.User {
 	if err := env.slapd.AddUsers(u); err != nil {
 		t.Fatal(err)
 	}
+	secrets.add(u.Password)
 	return u
+}
+
+// secrets are every password, shared secret and key the tests hand to a
+// bridge; none may reach its log or audit output, whatever the test did.
+var secrets = &secretList{list: []string{alice.Password, bob.Password, carol.Password, dave.Password,
+	secretLocal, secretOther, harness.ServicePass, storeKey}}
+
+type secretList struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (s *secretList) add(v string) {
+	s.mu.Lock()
+	s.list = append(s.list, v)
+	s.mu.Unlock()
+}
+
+// leaked returns the secrets found in out.
+func (s *secretList) leaked(out string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var found []string
+	for _, v := range s.list {
+		if strings.Contains(out, v) {
+			found = append(found, v)
+		}
+	}
+	return found
 }
 
 // storeKey opens every test bridge's enrolment store.
@@ -221,6 +252,9 @@ func startBridge(t *testing.T, c conf) *bridge {
 			if code, err := b.Stop(); err != nil || code != 0 {
 				t.Errorf("mfabridge exit status %d after SIGTERM (%v)", code, err)
 			}
+		}
+		if leaked := secrets.leaked(b.Logs() + b.Stdout()); len(leaked) > 0 {
+			t.Errorf("secrets reached the log or the audit output: %q", leaked)
 		}
 		if t.Failed() {
 			t.Logf("mfabridge log:\n%s\naudit:\n%s", b.Logs(), b.Stdout())

@@ -226,6 +226,7 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 		return err
 	}
 	current.Store(g)
+	reg.MustRegister(ldapbind.NewCollector(func() *ldapbind.Directory { return current.Load().dir }))
 
 	srv := radius.NewServer(radius.Options{
 		Clients:              g.clients,
