@@ -103,7 +103,9 @@ func (d *Directory) with(ctx context.Context, p *pool, f func(*conn) error) erro
 		err = f(c)
 		broken := err != nil && isNetwork(err)
 		p.put(c, broken)
-		if broken && reused && try == 0 {
+		// A connection the server closed while idle is worth one retry; a
+		// server too slow to answer is not: a retry would double the wait.
+		if broken && reused && try == 0 && !isTimeout(err) {
 			continue
 		}
 		return err

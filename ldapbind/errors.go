@@ -60,3 +60,9 @@ func bindError(err error) error {
 func isNetwork(err error) bool {
 	return ldap.IsErrorWithCode(err, ldap.ErrorNetwork) || ldap.IsErrorWithCode(err, ldap.LDAPResultServerDown)
 }
+
+// isTimeout reports a request that got no answer in time (go-ldap gives
+// it the network error code).
+func isTimeout(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "timed out")
+}

@@ -144,6 +144,7 @@ func (s *Server) Serve(conn net.PacketConn) error {
 	if rb, ok := conn.(interface{ SetReadBuffer(int) error }); ok {
 		rb.SetReadBuffer(udpReadBuffer)
 	}
+	forceReadBuffer(conn, udpReadBuffer)
 	readers := min(max(runtime.GOMAXPROCS(0), 2), 8)
 	errc := make(chan error, readers)
 	for range readers {
@@ -160,7 +161,7 @@ func (s *Server) Serve(conn net.PacketConn) error {
 }
 
 // udpReadBuffer is the socket receive buffer asked for; the kernel caps
-// it at net.core.rmem_max.
+// it at net.core.rmem_max unless the process may force it (root).
 const udpReadBuffer = 4 << 20
 
 // read is one reader of a UDP socket.

@@ -130,29 +130,28 @@ var migrations = []string{
 	`ALTER TABLE users ADD COLUMN default_method TEXT NOT NULL DEFAULT '';`,
 }
 
+// init checks the key and brings the schema up to date. A store that is
+// current is only read, so that a read-only disk still serves logins and
+// read-only commands; writes happen in one transaction, when the store is
+// new or older than this program.
 func (s *Store) init(ctx context.Context) error {
+	if current, err := s.check(ctx, s.db); err != nil || current {
+		return err
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return s.openError(err)
 	}
 	defer tx.Rollback()
-	var metaTables, otherTables int
-	err = tx.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE name = 'meta'), count(*) FILTER (WHERE name != 'meta')
-		FROM sqlite_master WHERE type = 'table'`).Scan(&metaTables, &otherTables)
-	if err != nil {
+	// Check again inside the write lock: another process may have done it.
+	if current, err := s.check(ctx, tx); err != nil || current {
+		return err
+	}
+	var version int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).Scan(&version); err != nil {
 		return s.openError(err)
 	}
-	var check []byte
-	if metaTables > 0 {
-		err = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'key_check'`).Scan(&check)
-	} else {
-		err = sql.ErrNoRows
-	}
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		if otherTables > 0 || metaTables > 0 {
-			return fmt.Errorf("store: %s holds tables but no key check: it is not an mfabridge store; nothing was changed", s.path)
-		}
+	if version == 0 {
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)`); err != nil {
 			return s.openError(err)
 		}
@@ -163,19 +162,9 @@ func (s *Store) init(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (name, value) VALUES ('key_check', ?), ('schema_version', '0')`, sealed); err != nil {
 			return s.openError(err)
 		}
-	case err != nil:
-		return s.openError(err)
-	default:
-		if plain, err := s.open(check, "meta", "key_check"); err != nil || string(plain) != keyCheck {
-			return ErrWrongKey
-		}
 	}
-	var version int
 	if err := tx.QueryRowContext(ctx, `SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'schema_version'`).Scan(&version); err != nil {
 		return s.openError(err)
-	}
-	if version > len(migrations) {
-		return fmt.Errorf("store: %s has schema version %d, newer than this mfabridge knows (%d): upgrade mfabridge", s.path, version, len(migrations))
 	}
 	for i := version; i < len(migrations); i++ {
 		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
@@ -196,6 +185,51 @@ func (s *Store) init(ctx context.Context) error {
 	return nil
 }
 
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// check reads what init needs to know, writing nothing: it refuses a file
+// that is not a store or a wrong key, and reports whether the store is
+// current (key check, schema and WAL mode all in place).
+func (s *Store) check(ctx context.Context, q querier) (current bool, err error) {
+	var metaTables, otherTables int
+	err = q.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE name = 'meta'), count(*) FILTER (WHERE name != 'meta')
+		FROM sqlite_master WHERE type = 'table'`).Scan(&metaTables, &otherTables)
+	if err != nil {
+		return false, s.openError(err)
+	}
+	if metaTables == 0 {
+		if otherTables > 0 {
+			return false, fmt.Errorf("store: %s holds tables but no key check: it is not an mfabridge store; nothing was changed", s.path)
+		}
+		return false, nil // new
+	}
+	var check []byte
+	if err := q.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'key_check'`).Scan(&check); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, fmt.Errorf("store: %s holds tables but no key check: it is not an mfabridge store; nothing was changed", s.path)
+		}
+		return false, s.openError(err)
+	}
+	if plain, err := s.open(check, "meta", "key_check"); err != nil || string(plain) != keyCheck {
+		return false, ErrWrongKey
+	}
+	var version int
+	if err := q.QueryRowContext(ctx, `SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'schema_version'`).Scan(&version); err != nil {
+		return false, s.openError(err)
+	}
+	if version > len(migrations) {
+		return false, fmt.Errorf("store: %s has schema version %d, newer than this mfabridge knows (%d): upgrade mfabridge", s.path, version, len(migrations))
+	}
+	var mode string
+	if err := q.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
+		return false, s.openError(err)
+	}
+	return version == len(migrations) && strings.EqualFold(mode, "wal"), nil
+}
+
 func (s *Store) openError(err error) error {
 	msg := err.Error()
 	if strings.Contains(msg, "not a database") || strings.Contains(msg, "file is encrypted") {
@@ -209,9 +243,22 @@ func (s *Store) openError(err error) error {
 
 func (s *Store) commit(tx *sql.Tx) error {
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
+		return s.writeError(err)
 	}
 	return nil
+}
+
+// writeError names the file and what to check when a write fails; the
+// transaction was rolled back, so nothing was changed.
+func (s *Store) writeError(err error) error {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "full"):
+		return fmt.Errorf("store: %s: the disk is full; free space on it, then try again (nothing was changed): %w", s.path, err)
+	case strings.Contains(msg, "readonly") || strings.Contains(msg, "read-only"):
+		return fmt.Errorf("store: %s is read-only here; mount it writable or run as its owner (nothing was changed): %w", s.path, err)
+	}
+	return fmt.Errorf("store: %s: write failed (nothing was changed): %w", s.path, err)
 }
 
 // seal encrypts plain with a fresh nonce, bound to user and method so
@@ -281,7 +328,7 @@ func (s *Store) Enrolment(ctx context.Context, user string) (*factors.Enrolment,
 func (s *Store) Put(ctx context.Context, user string, c factors.Credential, replace bool) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return s.writeError(err)
 	}
 	defer tx.Rollback()
 	if err := s.put(ctx, tx, user, c, replace); err != nil {
@@ -297,16 +344,16 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, user string, c factors.Cred
 	}
 	var exists, others int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE user = ? AND method = ?`, user, string(c.Method)).Scan(&exists); err != nil {
-		return fmt.Errorf("store: %w", err)
+		return s.writeError(err)
 	}
 	if exists > 0 && !replace {
 		return fmt.Errorf("%w: %s holds %s", ErrExists, user, c.Method)
 	}
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE user = ? AND method != ? AND method != 'cert'`, user, string(c.Method)).Scan(&others); err != nil {
-		return fmt.Errorf("store: %w", err)
+		return s.writeError(err)
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO users (name) VALUES (?) ON CONFLICT (name) DO NOTHING`, user); err != nil {
-		return fmt.Errorf("store: %w", err)
+		return s.writeError(err)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO credentials (user, method, secret, algorithm, digits, period, counter, active, is_default, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -316,7 +363,7 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, user string, c factors.Cred
 		user, string(c.Method), sealed, c.Algorithm, c.Digits, c.Period, int64(c.Counter), c.Active,
 		others == 0 && c.Method != factors.Cert, s.now().Unix())
 	if err != nil {
-		return fmt.Errorf("store: write %s for %q: %w", c.Method, user, err)
+		return fmt.Errorf("%w (writing %s for %q)", s.writeError(err), c.Method, user)
 	}
 	return nil
 }
@@ -332,21 +379,21 @@ func (s *Store) Activate(ctx context.Context, user string, m factors.Method) err
 func (s *Store) SetDefault(ctx context.Context, user string, m factors.Method) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return s.writeError(err)
 	}
 	defer tx.Rollback()
 	stored := m == factors.TOTP || m == factors.HOTP
 	if stored {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE user = ? AND method = ?`, user, string(m)).Scan(&n); err != nil {
-			return fmt.Errorf("store: %w", err)
+			return s.writeError(err)
 		}
 		if n == 0 {
 			return ErrNotFound
 		}
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE credentials SET is_default = (method = ?) WHERE user = ?`, string(m), user); err != nil {
-		return fmt.Errorf("store: %w", err)
+		return s.writeError(err)
 	}
 	def := string(m)
 	if stored {
@@ -354,7 +401,7 @@ func (s *Store) SetDefault(ctx context.Context, user string, m factors.Method) e
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO users (name, default_method) VALUES (?, ?)
 		ON CONFLICT (name) DO UPDATE SET default_method = excluded.default_method`, user, def); err != nil {
-		return fmt.Errorf("store: %w", err)
+		return s.writeError(err)
 	}
 	return s.commit(tx)
 }
@@ -365,7 +412,7 @@ func (s *Store) SetDefault(ctx context.Context, user string, m factors.Method) e
 func (s *Store) Remove(ctx context.Context, user string, m factors.Method) (int, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("store: %w", err)
+		return 0, s.writeError(err)
 	}
 	defer tx.Rollback()
 	var res sql.Result
@@ -375,14 +422,14 @@ func (s *Store) Remove(ctx context.Context, user string, m factors.Method) (int,
 		res, err = tx.ExecContext(ctx, `DELETE FROM credentials WHERE user = ? AND method = ?`, user, string(m))
 	}
 	if err != nil {
-		return 0, fmt.Errorf("store: %w", err)
+		return 0, s.writeError(err)
 	}
 	n, _ := res.RowsAffected()
 	_, err = tx.ExecContext(ctx, `UPDATE credentials SET is_default = 1 WHERE user = ?1
 		AND NOT EXISTS (SELECT 1 FROM credentials WHERE user = ?1 AND is_default = 1)
 		AND method = (SELECT method FROM credentials WHERE user = ?1 ORDER BY created_at LIMIT 1)`, user)
 	if err != nil {
-		return 0, fmt.Errorf("store: %w", err)
+		return 0, s.writeError(err)
 	}
 	return int(n), s.commit(tx)
 }
@@ -392,7 +439,7 @@ func (s *Store) ResetLockout(ctx context.Context, user string) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO users (name, lockout_epoch) VALUES (?, 1)
 		ON CONFLICT (name) DO UPDATE SET lockout_epoch = lockout_epoch + 1`, user)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return s.writeError(err)
 	}
 	return nil
 }
@@ -403,7 +450,7 @@ func (s *Store) AdvanceCounter(ctx context.Context, user string, from, to uint64
 	res, err := s.db.ExecContext(ctx, `UPDATE credentials SET counter = ?, last_used_at = ? WHERE user = ? AND method = 'hotp' AND counter = ?`,
 		int64(to), s.now().Unix(), user, int64(from))
 	if err != nil {
-		return false, fmt.Errorf("store: %w", err)
+		return false, s.writeError(err)
 	}
 	n, _ := res.RowsAffected()
 	return n == 1, nil
@@ -419,7 +466,7 @@ func (s *Store) Used(ctx context.Context, user string, m factors.Method) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE credentials SET last_used_at = ? WHERE user = ? AND method = ? AND last_used_at < ?`,
 		now, user, string(m), now-int64(lastUsedGranularity/time.Second))
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return s.writeError(err)
 	}
 	return nil
 }
@@ -427,7 +474,7 @@ func (s *Store) Used(ctx context.Context, user string, m factors.Method) error {
 func (s *Store) exec1(ctx context.Context, q string, args ...any) error {
 	res, err := s.db.ExecContext(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return s.writeError(err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return ErrNotFound
@@ -442,7 +489,7 @@ func (s *Store) Import(ctx context.Context, users []string, creds []factors.Cred
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("store: %w", err)
+		return s.writeError(err)
 	}
 	defer tx.Rollback()
 	for i := range users {

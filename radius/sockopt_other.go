@@ -1,0 +1,7 @@
+//go:build !linux
+
+package radius
+
+import "net"
+
+func forceReadBuffer(net.PacketConn, int) {}
