@@ -3,6 +3,7 @@ module github.com/mfabridge/mfabridge
 go 1.26.8
 
 require (
+	github.com/ebfe/scard v0.0.0-20230420082256-7db3f9b7c8a7
 	github.com/go-ldap/ldap/v3 v3.4.15
 	github.com/mdp/qrterminal/v3 v3.2.1
 	github.com/pquerna/otp v1.5.0
