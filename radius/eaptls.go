@@ -78,6 +78,9 @@ func (c *Conversation) eapRequest(ctx context.Context, p *radius.Packet, pol *po
 		if c.certs != nil && !isTransportError(r.Err) {
 			d.reason = c.certs.Reason(r.Err)
 		}
+		if len(r.Peer) > 0 {
+			d.cert = describeCert(r.Peer[0])
+		}
 		c.log.Info("EAP-TLS refused", "reason", d.reason, "err", r.Err)
 		d.eap = r.EAP
 		return d

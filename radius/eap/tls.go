@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -191,7 +192,8 @@ func (s *Server) start(p *Packet) Reply {
 	if _, err := rand.Read(st); err != nil {
 		return failed(p.Identifier, err)
 	}
-	se := &session{identity: string(p.Data), id: p.Identifier + 1, last: s.now(), now: s.now}
+	se := &session{identity: string(p.Data), id: p.Identifier + 1, now: s.now}
+	se.last.Store(s.now().UnixNano())
 	s.mu.Lock()
 	if len(s.sessions) >= s.cfg.MaxSessions {
 		s.mu.Unlock()
@@ -208,8 +210,8 @@ func (s *Server) start(p *Packet) Reply {
 type session struct {
 	mu       sync.Mutex // one round at a time
 	identity string
-	id       byte // identifier of the last request sent
-	last     time.Time
+	id       byte         // identifier of the last request sent
+	last     atomic.Int64 // unix nanoseconds of the last round, read without the round's lock
 	now      func() time.Time
 	rounds   int
 	bytes    int
@@ -227,9 +229,7 @@ type session struct {
 }
 
 func (se *session) idleSince(now time.Time) time.Duration {
-	se.mu.Lock()
-	defer se.mu.Unlock()
-	return now.Sub(se.last)
+	return now.Sub(time.Unix(0, se.last.Load()))
 }
 
 // begin starts the TLS server over the pipe; it waits for input.
@@ -251,11 +251,12 @@ func (se *session) begin(cfg Config) {
 			}
 			chain = append(chain, c)
 		}
+		// Kept even when refused: the audit record names the card.
+		se.setPeer(chain)
 		if err := cfg.Verify(chain); err != nil {
 			se.setVerifyErr(err)
 			return err
 		}
-		se.peer = chain
 		return nil
 	}
 	se.conn = newPipe()
@@ -269,6 +270,18 @@ func (se *session) begin(cfg Config) {
 		}
 		se.conn.finish(err)
 	}()
+}
+
+func (se *session) setPeer(chain []*x509.Certificate) {
+	se.verrMu.Lock()
+	se.peer = chain
+	se.verrMu.Unlock()
+}
+
+func (se *session) peerChain() []*x509.Certificate {
+	se.verrMu.Lock()
+	defer se.verrMu.Unlock()
+	return se.peer
 }
 
 func (se *session) setVerifyErr(err error) {
@@ -293,7 +306,7 @@ func (se *session) close() {
 func (se *session) round(p *Packet, cfg Config) Reply {
 	se.mu.Lock()
 	defer se.mu.Unlock()
-	se.last = se.now()
+	se.last.Store(se.now().UnixNano())
 	se.rounds++
 	if p.Identifier != se.id {
 		return failed(p.Identifier, ErrBadPacket)
@@ -354,10 +367,12 @@ func (se *session) round(p *Packet, cfg Config) Reply {
 		return failed(p.Identifier, ErrLimit)
 	}
 	if finished && herr != nil {
+		r := failed(p.Identifier, fmt.Errorf("%w: %w", ErrHandshake, herr))
 		if v := se.verifyErr(); v != nil {
-			return failed(p.Identifier, v)
+			r.Err = v
 		}
-		return failed(p.Identifier, fmt.Errorf("%w: %w", ErrHandshake, herr))
+		r.Identity, r.Peer = se.identity, se.peerChain()
+		return r
 	}
 	if len(out) > 0 {
 		se.out, se.outLen, se.outSent = out, len(out), false
@@ -377,7 +392,7 @@ func (se *session) round(p *Packet, cfg Config) Reply {
 	if err != nil {
 		return failed(p.Identifier, ErrNoKeys)
 	}
-	return Reply{Status: Done, ID: p.Identifier, Identity: se.identity, Peer: se.peer, Version: cs.Version, MSK: km[:64]}
+	return Reply{Status: Done, ID: p.Identifier, Identity: se.identity, Peer: se.peerChain(), Version: cs.Version, MSK: km[:64]}
 }
 
 // sendNext sends the next fragment of se.out.
