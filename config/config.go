@@ -99,6 +99,10 @@ type LDAP struct {
 	PoolSize             int            `yaml:"pool_size"`              // connections per pool (searches, binds); default 8
 	Timeout              Duration       `yaml:"timeout"`                // dial, StartTLS, search and bind; default 5s
 	ReportPasswordExpiry bool           `yaml:"report_password_expiry"` // say why in the Reply-Message; default false
+	// CacheTTL keeps the entries of users who logged in for this long, so
+	// that a login costs one bind instead of a search and a bind; changes
+	// in the directory are then seen up to this late. Default 0s (off).
+	CacheTTL Duration `yaml:"cache_ttl"`
 }
 
 // LDAPTLS configures certificate verification for ldaps:// and StartTLS.

@@ -288,6 +288,9 @@ func (c *Config) validateLDAP(v *validator) {
 		v.bad("ldap.pool_size", fmt.Sprintf("%d is not from 1 to 256", l.PoolSize), "8 suits most sites")
 	}
 	positive(v, "ldap.timeout", l.Timeout, time.Minute)
+	if l.CacheTTL < 0 || l.CacheTTL > 10*time.Minute {
+		v.bad("ldap.cache_ttl", fmt.Sprintf("%s is not from 0s to 10m", l.CacheTTL), "0s turns it off; 30s is usual")
+	}
 }
 
 func isLoopbackHost(h string) bool {

@@ -34,6 +34,7 @@ type Directory struct {
 	servers []*server
 	search  *pool // bound as the service account
 	bind    *pool // user binds
+	cache   *entryCache
 	log     *slog.Logger
 	now     func() time.Time
 }
@@ -66,7 +67,7 @@ func New(cfg config.LDAP, o Options) (*Directory, error) {
 		}
 		base.RootCAs = pool
 	}
-	d := &Directory{cfg: cfg, log: o.Log, now: o.Now}
+	d := &Directory{cfg: cfg, log: o.Log, now: o.Now, cache: newEntryCache(cfg.CacheTTL, 100_000, o.Now)}
 	for _, u := range cfg.URLs {
 		s, err := newServer(u, base)
 		if err != nil {
@@ -120,6 +121,20 @@ func (d *Directory) Authenticate(ctx context.Context, username, password string)
 		// An empty simple bind is an anonymous bind (RFC 4513 §5.1.2).
 		return nil, factors.ErrBadCredentials
 	}
+	if u := d.cache.get(username); u != nil {
+		err := d.with(ctx, d.bind, func(c *conn) error { return c.Bind(u.DN, password) })
+		if err == nil {
+			return u, nil
+		}
+		if errors.Is(err, factors.ErrUnavailable) {
+			return nil, err
+		}
+		// One bind per attempt, as without the cache (a directory counts
+		// failed binds towards its own lockout); the next login searches
+		// afresh, in case the entry moved.
+		d.cache.drop(username)
+		return nil, bindError(err)
+	}
 	e, err := d.findUser(ctx, username, false)
 	if err != nil {
 		if errors.Is(err, errNoSuchUser) {
@@ -137,7 +152,11 @@ func (d *Directory) Authenticate(ctx context.Context, username, password string)
 		}
 		return nil, bindError(err)
 	}
-	return d.user(ctx, username, e)
+	u, err := d.user(ctx, username, e)
+	if err == nil {
+		d.cache.put(u)
+	}
+	return u, err
 }
 
 // Lookup finds a user without a password, for factors that prove identity

@@ -3,6 +3,7 @@ package test
 import (
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -199,5 +200,47 @@ func TestGroupSearchMode(t *testing.T) {
 		if err != nil || resp.Code != want {
 			t.Errorf("%s: got %v %v, want %v", user.UID, resp, err, want)
 		}
+	}
+}
+
+// TestUserEntryCache: with ldap.cache_ttl a repeated login costs one bind
+// and no search; a wrong password still costs exactly one bind.
+func TestUserEntryCache(t *testing.T) {
+	b := startBridge(t, conf{LDAPExtra: "  cache_ttl: 30s"})
+	u := newUser(t)
+	c := b.client(t, "127.0.0.1", secretLocal)
+	searches := func() int {
+		n := 0
+		for _, l := range strings.Split(env.slapd.Log(), "\n") {
+			if strings.Contains(l, "SRCH base=") && strings.Contains(l, "(uid="+u.UID+")") {
+				n++
+			}
+		}
+		return n
+	}
+	login := func(pw string, want radius.Code) {
+		t.Helper()
+		resp, _, err := c.Exchange(harness.Request(secretLocal, u.UID, pw, true), 5*time.Second)
+		if err != nil || resp.Code != want {
+			t.Fatalf("login: %v %v, want %v", resp, err, want)
+		}
+	}
+	login(u.Password, radius.CodeAccessAccept)
+	login(u.Password, radius.CodeAccessAccept)
+	login(u.Password, radius.CodeAccessAccept)
+	if n := env.slapd.BindCount(u.DN()); n != 3 {
+		t.Errorf("binds = %d, want 3", n)
+	}
+	if n := searches(); n != 1 {
+		t.Errorf("searches = %d, want 1 (the later logins use the cached entry)", n)
+	}
+	login("wrong-password", radius.CodeAccessReject)
+	if n := env.slapd.BindCount(u.DN()); n != 4 {
+		t.Errorf("binds after a wrong password = %d, want 4: one bind per attempt", n)
+	}
+	// The wrong password dropped the entry: the next login searches again.
+	login(u.Password, radius.CodeAccessAccept)
+	if n := searches(); n != 2 {
+		t.Errorf("searches = %d, want 2", n)
 	}
 }
