@@ -56,14 +56,14 @@ func checkMessageAuthenticator(raw, secret []byte) (present bool, err error) {
 	if at < 0 {
 		return false, nil
 	}
-	b := make([]byte, len(raw))
-	copy(b, raw)
-	var got [16]byte
-	copy(got[:], b[at:at+16])
-	clear(b[at : at+16])
+	// The HMAC covers the packet with the attribute's value zeroed; write
+	// it in three pieces rather than copying the packet.
+	var zero [16]byte
 	m := hmac.New(md5.New, secret)
-	m.Write(b)
-	if !hmac.Equal(m.Sum(nil), got[:]) {
+	m.Write(raw[:at])
+	m.Write(zero[:])
+	m.Write(raw[at+16:])
+	if !hmac.Equal(m.Sum(nil), raw[at:at+16]) {
 		return true, errMAMismatch
 	}
 	return true, nil

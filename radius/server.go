@@ -177,6 +177,9 @@ func (s *Server) read(conn net.PacketConn) error {
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
+				if s.isClosing() {
+					return nil // Shutdown stopped the reading; the socket stays open for replies
+				}
 				continue
 			}
 			return err
@@ -317,8 +320,10 @@ func (l *logLimiter) allow(now time.Time) (ok bool, suppressed int) {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
+	// UDP sockets stop reading now but stay open, so that the requests in
+	// flight can still send their replies; they close at the end.
 	for c := range s.conns {
-		c.Close()
+		c.SetReadDeadline(time.Now())
 	}
 	for l := range s.listeners {
 		l.Close()
@@ -336,20 +341,33 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.handlers.Wait()
 		close(done)
 	}()
-	select {
-	case <-done:
-		s.cancel()
-		return nil
-	case <-ctx.Done():
-		s.cancel()
+	closeAll := func() {
 		s.mu.Lock()
+		for c := range s.conns {
+			c.Close()
+		}
 		for c := range s.streams {
 			c.Close()
 		}
 		s.mu.Unlock()
+	}
+	select {
+	case <-done:
+		s.cancel()
+		closeAll()
+		return nil
+	case <-ctx.Done():
+		s.cancel()
+		closeAll()
 		<-done
 		return ctx.Err()
 	}
+}
+
+func (s *Server) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
 }
 
 // infoKey carries *requestInfo in a request's context.

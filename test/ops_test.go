@@ -94,3 +94,42 @@ func TestReloadKeepsChallengeInProgress(t *testing.T) {
 		t.Fatalf("answer after the reload: %v %v", resp, err)
 	}
 }
+
+// TestSIGTERMFinishesRequestsInFlight: a request waiting on a slow
+// directory when SIGTERM arrives is still answered, and the audit record
+// written, before the bridge exits 0.
+func TestSIGTERMFinishesRequestsInFlight(t *testing.T) {
+	s, err := harness.StartSLAPD(t.TempDir(), []harness.User{bob})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	b := startBridge(t, conf{URLs: `"` + s.URL + `"`, Timeout: "2s"})
+	c := b.client(t, "127.0.0.1", secretLocal)
+	if resp, _, err := c.Exchange(harness.Request(secretLocal, bob.UID, bob.Password, true), 5*time.Second); err != nil || resp.Code != radius.CodeAccessAccept {
+		t.Fatalf("warm-up: %v %v", resp, err)
+	}
+	s.Pause()
+	defer s.Resume()
+	req := harness.Request(secretLocal, bob.UID, bob.Password, true)
+	raw, _ := req.Encode()
+	if err := c.Send(raw); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the request is now waiting on slapd
+	done := make(chan int)
+	go func() {
+		code, _ := b.Stop()
+		done <- code
+	}()
+	resp, _, err := c.ReplyTo(raw, 8*time.Second)
+	if err != nil || resp.Code != radius.CodeAccessReject {
+		t.Fatalf("the request in flight at SIGTERM: %v %v, want an answer (Access-Reject: directory unavailable)", resp, err)
+	}
+	if code := <-done; code != 0 {
+		t.Errorf("exit status %d", code)
+	}
+	if n := len(filterAudit(b.audit(t), bob.UID)); n != 2 {
+		t.Errorf("%d audit records, want 2 (the one in flight included)", n)
+	}
+}
