@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -73,6 +74,10 @@ func run() int {
 	keep := flag.Bool("keep", false, "keep the demo directory when stopping")
 	flag.Parse()
 
+	// Take the usual ports when they are free, others when not (a
+	// FreeRADIUS or another bridge may hold them).
+	*radiusAddr = freeOr(*radiusAddr, "udp")
+	*adminAddr = freeOr(*adminAddr, "tcp")
 	if err := harness.Need("slapd"); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		return 1
@@ -178,4 +183,31 @@ Metrics: http://%[6]s/metrics   Press Ctrl-C to stop.
 			}
 		}
 	}
+}
+
+// freeOr returns addr when it can be bound, else the same host with a free
+// port.
+func freeOr(addr, network string) string {
+	var err error
+	if network == "udp" {
+		var c net.PacketConn
+		if c, err = net.ListenPacket("udp", addr); err == nil {
+			c.Close()
+		}
+	} else {
+		var l net.Listener
+		if l, err = net.Listen("tcp", addr); err == nil {
+			l.Close()
+		}
+	}
+	if err == nil {
+		return addr
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	p, perr := harness.FreePort()
+	if perr != nil {
+		return addr
+	}
+	fmt.Printf("%s is taken; using port %d instead\n", addr, p)
+	return net.JoinHostPort(host, fmt.Sprint(p))
 }
