@@ -40,12 +40,15 @@ type Server struct {
 	// MaxInFlightPerClient bounds the requests of one client handled at
 	// once; more are dropped and counted, so one noisy client cannot
 	// starve the others. Default 32.
-	MaxInFlightPerClient int      `yaml:"max_in_flight_per_client"`
-	AdminListen          string   `yaml:"admin_listen"`      // HTTP: /metrics /healthz /readyz; default "127.0.0.1:9812"; "" turns it off
-	PublicURL            string   `yaml:"public_url"`        // how Twilio reaches the webhooks; default ""
-	DuplicateWindow      Duration `yaml:"duplicate_window"`  // RFC 5080 reply cache lifetime; default 30s
-	ChallengeTimeout     Duration `yaml:"challenge_timeout"` // how long a challenge State lives; default 2m
-	Username             Username `yaml:"username"`
+	MaxInFlightPerClient int    `yaml:"max_in_flight_per_client"`
+	AdminListen          string `yaml:"admin_listen"` // HTTP: /metrics /healthz /readyz; default "127.0.0.1:9812"; "" turns it off
+	// Pprof serves Go's profiler at /debug/pprof/ on admin_listen, for
+	// diagnosis; default false.
+	Pprof            bool     `yaml:"pprof"`
+	PublicURL        string   `yaml:"public_url"`        // how Twilio reaches the webhooks; default ""
+	DuplicateWindow  Duration `yaml:"duplicate_window"`  // RFC 5080 reply cache lifetime; default 30s
+	ChallengeTimeout Duration `yaml:"challenge_timeout"` // how long a challenge State lives; default 2m
+	Username         Username `yaml:"username"`
 }
 
 // RadsecTLS names the RadSec server certificate and the CA that client

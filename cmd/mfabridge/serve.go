@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -60,6 +62,13 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return exitFail
 	}
 	log := newLogger(cfg.Logging, stderr)
+	// Each login allocates a little (RADIUS and LDAP decoding); a live heap
+	// of a few tens of megabytes can afford to be collected four times
+	// less often, which the benchmark showed is worth about a tenth of the
+	// CPU. GOGC in the environment still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
@@ -308,6 +317,12 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 			}
 			g.voice.Webhook(g.twilio, log.With("component", "twilio")).ServeHTTP(w, r)
 		}))
+		if cfg.Server.Pprof {
+			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+			mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		}
 		adminSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 		go adminSrv.Serve(ln)
 	}

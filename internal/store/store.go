@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -48,7 +49,27 @@ type Store struct {
 	aead cipher.AEAD
 	now  func() time.Time
 	path string
+
+	// readUser is the one query of the login path, prepared once.
+	readUser *sql.Stmt
+
+	// used collects last-use times, written in one transaction every
+	// usedFlush (a login should not wait for a disk write to record a
+	// timestamp kept to the hour).
+	usedMu  sync.Mutex
+	used    map[usedKey]int64
+	stop    chan struct{}
+	stopped chan struct{}
+	closeMu sync.Once
 }
+
+type usedKey struct {
+	user   string
+	method factors.Method
+}
+
+// usedFlush is how often recorded uses reach the file.
+const usedFlush = 5 * time.Second
 
 // keyCheck is sealed under the key when a store is created; opening
 // unseals it to prove the key is right before anything is read or written.
@@ -87,16 +108,48 @@ func Open(path string, key []byte) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(8)
-	s := &Store{db: db, aead: aead, now: time.Now, path: path}
+	s := &Store{db: db, aead: aead, now: time.Now, path: path, used: map[usedKey]int64{},
+		stop: make(chan struct{}), stopped: make(chan struct{})}
 	if err := s.init(context.Background()); err != nil {
 		db.Close()
 		return nil, err
 	}
+	// One query: the user's row (if any) and each credential (if any).
+	s.readUser, err = db.Prepare(`SELECT u.lockout_epoch, u.default_method, c.method, c.secret, c.algorithm, c.digits, c.period,
+		c.counter, c.active, c.is_default, c.created_at, c.last_used_at
+		FROM (SELECT ?1 AS name) AS q
+		LEFT JOIN users u ON u.name = q.name
+		LEFT JOIN credentials c ON c.user = q.name
+		ORDER BY c.is_default DESC, c.created_at`)
+	if err != nil {
+		db.Close()
+		return nil, s.openError(err)
+	}
+	go s.flusher()
 	return s, nil
 }
 
-// Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+// Close writes the recorded uses and closes the database.
+func (s *Store) Close() error {
+	s.closeMu.Do(func() { close(s.stop) })
+	<-s.stopped
+	return s.db.Close()
+}
+
+func (s *Store) flusher() {
+	defer close(s.stopped)
+	t := time.NewTicker(usedFlush)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			s.flushUsed()
+			return
+		case <-t.C:
+			s.flushUsed()
+		}
+	}
+}
 
 // Ping checks the database answers: readiness.
 func (s *Store) Ping(ctx context.Context) error {
@@ -285,34 +338,31 @@ func aad(user, method string) []byte { return []byte(user + "\x00" + method) }
 // lockout epoch; a user with nothing enrolled gets an empty Enrolment.
 func (s *Store) Enrolment(ctx context.Context, user string) (*factors.Enrolment, error) {
 	e := &factors.Enrolment{}
-	var def string
-	err := s.db.QueryRowContext(ctx, `SELECT lockout_epoch, default_method FROM users WHERE name = ?`, user).Scan(&e.LockoutEpoch, &def)
-	e.Default = factors.Method(def)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("store: read %q: %w", user, err)
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT method, secret, algorithm, digits, period, counter, active, is_default, created_at, last_used_at
-		FROM credentials WHERE user = ? ORDER BY is_default DESC, created_at`, user)
+	rows, err := s.readUser.QueryContext(ctx, user)
 	if err != nil {
 		return nil, fmt.Errorf("store: read %q: %w", user, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var c factors.Credential
-		var method string
+		var epoch, counter, created, used, digits, period sql.NullInt64
+		var def, method, algorithm sql.NullString
+		var active, isDefault sql.NullBool
 		var sealed []byte
-		var counter, created, used int64
-		if err := rows.Scan(&method, &sealed, &c.Algorithm, &c.Digits, &c.Period, &counter, &c.Active, &c.Default, &created, &used); err != nil {
+		if err := rows.Scan(&epoch, &def, &method, &sealed, &algorithm, &digits, &period, &counter, &active, &isDefault, &created, &used); err != nil {
 			return nil, fmt.Errorf("store: read %q: %w", user, err)
 		}
-		c.Method = factors.Method(method)
-		if c.Secret, err = s.open(sealed, user, method); err != nil {
-			return nil, fmt.Errorf("store: the %s secret of %q does not open under store.key (altered or moved row)", method, user)
+		e.LockoutEpoch, e.Default = epoch.Int64, factors.Method(def.String)
+		if !method.Valid {
+			continue // a user row without credentials, or nothing at all
 		}
-		c.Counter = uint64(counter)
-		c.Created = time.Unix(created, 0)
-		if used > 0 {
-			c.LastUsed = time.Unix(used, 0)
+		c := factors.Credential{Method: factors.Method(method.String), Algorithm: algorithm.String, Digits: int(digits.Int64),
+			Period: int(period.Int64), Counter: uint64(counter.Int64), Active: active.Bool, Default: isDefault.Bool,
+			Created: time.Unix(created.Int64, 0)}
+		if c.Secret, err = s.open(sealed, user, method.String); err != nil {
+			return nil, fmt.Errorf("store: the %s secret of %q does not open under store.key (altered or moved row)", method.String, user)
+		}
+		if used.Int64 > 0 {
+			c.LastUsed = time.Unix(used.Int64, 0)
 		}
 		e.Credentials = append(e.Credentials, c)
 	}
@@ -460,15 +510,37 @@ func (s *Store) AdvanceCounter(ctx context.Context, user string, from, to uint64
 // hour, so a TOTP login costs no write at all most of the time.
 const lastUsedGranularity = time.Hour
 
-// Used records a successful use of the credential, at most once an hour.
-func (s *Store) Used(ctx context.Context, user string, m factors.Method) error {
-	now := s.now().Unix()
-	_, err := s.db.ExecContext(ctx, `UPDATE credentials SET last_used_at = ? WHERE user = ? AND method = ? AND last_used_at < ?`,
-		now, user, string(m), now-int64(lastUsedGranularity/time.Second))
-	if err != nil {
-		return s.writeError(err)
-	}
+// Used records a successful use of the credential. It is written with
+// others a few seconds later, and at most once an hour per credential.
+func (s *Store) Used(_ context.Context, user string, m factors.Method) error {
+	s.usedMu.Lock()
+	s.used[usedKey{user, m}] = s.now().Unix()
+	s.usedMu.Unlock()
 	return nil
+}
+
+// flushUsed writes the recorded uses in one transaction.
+func (s *Store) flushUsed() {
+	s.usedMu.Lock()
+	batch := s.used
+	s.used = map[usedKey]int64{}
+	s.usedMu.Unlock()
+	if len(batch) == 0 {
+		return
+	}
+	ctx := context.Background()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return
+	}
+	defer tx.Rollback()
+	for k, at := range batch {
+		if _, err := tx.ExecContext(ctx, `UPDATE credentials SET last_used_at = ? WHERE user = ? AND method = ? AND last_used_at < ?`,
+			at, k.user, string(k.method), at-int64(lastUsedGranularity/time.Second)); err != nil {
+			return
+		}
+	}
+	tx.Commit()
 }
 
 func (s *Store) exec1(ctx context.Context, q string, args ...any) error {

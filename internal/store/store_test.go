@@ -359,6 +359,8 @@ func TestPutAndEnrolment(t *testing.T) {
 		if err := s.Used(ctx, "alice", factors.TOTP); err != nil {
 			t.Fatal(err)
 		}
+		// Uses are written in batches, a few seconds apart.
+		s.flushUsed()
 		if cr, _ := enrolment(t, s, "alice").Credential(factors.TOTP); cr.LastUsed.IsZero() {
 			t.Errorf("LastUsed not set")
 		}

@@ -33,7 +33,9 @@ import (
 	"crypto/rand"
 	"flag"
 	"fmt"
+	"io"
 	mrand "math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -48,6 +50,7 @@ import (
 )
 
 type options struct {
+	profile     string // directory for CPU profiles of the bridge; "" for none
 	quick       bool
 	duration    time.Duration
 	warmup      time.Duration
@@ -80,6 +83,7 @@ func parseFlags() (options, error) {
 	flag.IntVar(&o.pool, "pool-size", 8, "the bridge's ldap.pool_size (it has two pools); FreeRADIUS gets twice as many connections")
 	flag.IntVar(&o.frThreads, "freeradius-threads", 0, "FreeRADIUS worker threads (default: twice --pool-size, one per LDAP connection)")
 	flag.BoolVar(&o.skipFR, "skip-freeradius", false, "do not start FreeRADIUS (its rows say so)")
+	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the bridge during each PAP step into this directory (turns on server.pprof)")
 	flag.BoolVar(&o.cache, "cache", true, "also measure the bridge with ldap.cache_ttl: 30s (skipped with a note when check-config rejects the key)")
 	flag.DurationVar(&o.maxTime, "max-time", 40*time.Minute, "hard stop for the whole run")
 	flag.BoolVar(&o.keep, "keep", false, "keep the working directory")
@@ -287,7 +291,7 @@ func (b *bench) run(ctx context.Context, dir string) int {
 // alone (Status-Server, half of peak) and with the entry cache.
 func (b *bench) papPhase(ctx context.Context) {
 	o, e, r := b.o, b.e, b.res
-	bridge, err := e.startBridge(ctx, bridgeConf{Name: "pap", Pool: o.pool, MaxInFlight: maxInFlight(o)}, e.users)
+	bridge, err := e.startBridge(ctx, bridgeConf{Name: "pap", Pool: o.pool, MaxInFlight: maxInFlight(o), Pprof: o.profile != ""}, e.users)
 	if err != nil {
 		b.fail("mfabridge (PAP): %v", err)
 		return
@@ -329,7 +333,9 @@ func (b *bench) papPhase(ctx context.Context) {
 		b.progress("W=%d: slapd search+bind", w)
 		r.sbCeil[w] = ldapCeiling(ctx, e.slapd.URL, e.users, w, o.duration, true)
 		b.progress("W=%d: mfabridge PAP+LDAP", w)
+		stopProfile := b.cpuProfile(bridge.Admin, fmt.Sprintf("pap-w%d", w))
 		r.bridge[w] = b.step(ctx, runOpts{local: "127.0.0.1", server: bridge.Radius, secret: []byte(e.secret), workers: w, dur: o.duration, op: papOp(e.users)})
+		stopProfile()
 		if fr != nil {
 			b.progress("W=%d: FreeRADIUS PAP+LDAP", w)
 			r.fr[w] = b.step(ctx, runOpts{local: "127.0.0.1", server: fr.Addr, secret: []byte(e.secret), workers: w, dur: o.duration, op: papOp(e.users)})
@@ -625,4 +631,32 @@ func shuffled(users []benchUser) []benchUser {
 	out := append([]benchUser(nil), users...)
 	mrand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	return out
+}
+
+// cpuProfile starts fetching a CPU profile of the bridge for the length of
+// a step (warm-up included) into --profile; the returned function waits
+// for it.
+func (b *bench) cpuProfile(admin, name string) func() {
+	if b.o.profile == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		secs := int((b.o.warmup + b.o.duration).Seconds())
+		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs))
+		if err != nil {
+			b.progress("profile %s: %v", name, err)
+			return
+		}
+		defer resp.Body.Close()
+		f, err := os.Create(filepath.Join(b.o.profile, name+".pprof"))
+		if err != nil {
+			b.progress("profile %s: %v", name, err)
+			return
+		}
+		defer f.Close()
+		io.Copy(f, resp.Body)
+	}()
+	return func() { <-done }
 }

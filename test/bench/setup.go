@@ -29,6 +29,7 @@ type bridgeConf struct {
 	LDAP             string
 	Pool             int
 	MaxInFlight      int
+	Pprof            bool
 	CacheTTL         string // "" leaves ldap.cache_ttl out
 	Store            bool   // an enrolment store, and the MFA policies
 	ChallengeTimeout string
@@ -46,6 +47,7 @@ server:
   radius_listen: ["{{.Radius}}"]
   admin_listen: "{{.Admin}}"
   max_in_flight_per_client: {{.MaxInFlight}}
+  pprof: {{.Pprof}}
 {{- if .ChallengeTimeout}}
   challenge_timeout: {{.ChallengeTimeout}}
 {{- end}}
