@@ -61,6 +61,7 @@ type Server struct {
 	closing   bool
 	handlers  sync.WaitGroup
 	readers   sync.WaitGroup
+	workers   *workers
 }
 
 // NewServer builds a server; call Serve for each listening socket.
@@ -90,6 +91,7 @@ func NewServer(o Options) *Server {
 		listeners: map[net.Listener]struct{}{},
 		streams:   map[net.Conn]struct{}{},
 		inflight:  map[string]chan struct{}{},
+		workers:   newWorkers(2 * time.Second),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.clients.Store(o.Clients)
@@ -240,7 +242,7 @@ func (s *Server) handle(raw []byte, from netip.AddrPort, local, remote net.Addr,
 	}
 	s.handlers.Add(1)
 	s.metrics.InFlight.Inc()
-	go func() {
+	s.workers.run(func() {
 		info := &requestInfo{client: client, raw: raw, from: from, received: s.now()}
 		info.release = sync.OnceFunc(func() {
 			<-sem
@@ -257,7 +259,7 @@ func (s *Server) handle(raw []byte, from netip.AddrPort, local, remote net.Addr,
 		req := (&radius.Request{LocalAddr: local, RemoteAddr: remote, Packet: pkt}).
 			WithContext(context.WithValue(s.ctx, infoKey{}, info))
 		s.handler.ServeRADIUS(reply(pkt), req)
-	}()
+	})
 	return true
 }
 
