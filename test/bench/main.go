@@ -429,7 +429,7 @@ func (b *bench) codePhase(ctx context.Context) {
 		return
 	}
 	b.setupT.bulk = time.Since(t)
-	fc := bridgeConf{Name: "flows", Pool: o.pool, MaxInFlight: maxInFlight(o), Store: true}
+	fc := bridgeConf{Name: "flows", Pool: o.pool, MaxInFlight: maxInFlight(o), Store: true, Pprof: o.profile != ""}
 	cfgPath, err := e.writeBridgeConfig(fc)
 	if err != nil {
 		b.fail("%v", err)
@@ -452,7 +452,9 @@ func (b *bench) codePhase(ctx context.Context) {
 	secret := []byte(e.secret)
 	w := o.flowW
 	b.progress("W=%d: mfabridge PAP+LDAP on the code users (reference for the flows)", w)
+	stopProfile := b.cpuProfile(fb.Admin, "pap-ref")
 	r.papRef = b.step(ctx, runOpts{local: "127.0.0.1", server: fb.Radius, secret: secret, workers: w, dur: o.duration, op: papOp(e.codeUsers)})
+	stopProfile()
 	// One allocator for both: a user's time step is used once in all.
 	// With few users (--quick) each flow gets its own half instead, so
 	// that the second does not find the step's users used up.
@@ -469,9 +471,13 @@ func (b *bench) codePhase(ctx context.Context) {
 	}
 	r.flowUsers = len(chUsers)
 	b.progress("W=%d: mfabridge TOTP challenge flows", w)
+	stopProfile = b.cpuProfile(fb.Admin, "challenge")
 	r.challenge = run(ctx, runOpts{local: "127.0.0.2", server: fb.Radius, secret: secret, workers: w, dur: o.duration, op: challengeOp(chUsers, chAlloc)})
+	stopProfile()
 	b.progress("W=%d: mfabridge append-mode logins", w)
+	stopProfile = b.cpuProfile(fb.Admin, "append")
 	r.appendM = run(ctx, runOpts{local: "127.0.0.3", server: fb.Radius, secret: secret, workers: w, dur: o.duration, op: appendOp(apUsers, apAlloc)})
+	stopProfile()
 	if fb.Exited() {
 		b.fail("mfabridge (flows) exited during the run:\n%s", fb.Logs())
 	}
