@@ -29,7 +29,10 @@ var searchAttrs = []string{"dn", "mobile", "mail", "memberOf"}
 // random users on one connection; with search true, a search for a random
 // user by uid on a connection bound as the service account, then a simple
 // bind as the entry's DN on a second connection: what a login needs.
-func ldapCeiling(ctx context.Context, url string, users []benchUser, workers int, dur time.Duration, search bool) *stats {
+// With rate > 0 it is an open loop at that many logins per second in all,
+// paced as run paces RADIUS requests, latency counted from the due time:
+// the directory's own tail at a given load.
+func ldapCeiling(ctx context.Context, url string, users []benchUser, workers int, dur time.Duration, search bool, rate float64) *stats {
 	total := &stats{}
 	type pair struct{ s, b *ldap.Conn }
 	conns := make([]pair, 0, workers)
@@ -78,14 +81,30 @@ func ldapCeiling(ctx context.Context, url string, users []benchUser, workers int
 	var wg sync.WaitGroup
 	start := time.Now()
 	stop := start.Add(dur)
-	for _, p := range conns {
+	for i, p := range conns {
 		wg.Add(1)
-		go func(p pair) {
+		go func(i int, p pair) {
 			defer wg.Done()
 			s := &stats{lat: make([]time.Duration, 0, 4096)}
+			var interval time.Duration
+			if rate > 0 {
+				interval = time.Duration(float64(time.Second) * float64(len(conns)) / rate)
+			}
+			next := start.Add(interval * time.Duration(i) / time.Duration(len(conns)))
 			for ctx.Err() == nil && time.Now().Before(stop) {
-				u := users[int(mix(seq.Add(1))%uint64(len(users)))]
 				t0 := time.Now()
+				if interval > 0 {
+					if d := time.Until(next); d > 0 {
+						time.Sleep(d)
+					} else if d < -time.Millisecond {
+						s.late++
+					}
+					t0, next = next, next.Add(interval)
+					if !t0.Before(stop) {
+						break
+					}
+				}
+				u := users[int(mix(seq.Add(1))%uint64(len(users)))]
 				dn := "uid=" + ldap.EscapeDN(u.UID) + "," + harness.PeopleDN
 				if search {
 					req := ldap.NewSearchRequest(harness.PeopleDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 2,
@@ -117,10 +136,13 @@ func ldapCeiling(ctx context.Context, url string, users []benchUser, workers int
 			mu.Lock()
 			total.merge(s)
 			mu.Unlock()
-		}(p)
+		}(i, p)
 	}
 	wg.Wait()
 	total.elapsed = time.Since(start)
+	if total.elapsed > dur && rate > 0 {
+		total.elapsed = dur
+	}
 	total.sortLat()
 	return total
 }

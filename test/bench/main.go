@@ -329,9 +329,9 @@ func (b *bench) papPhase(ctx context.Context) {
 			return
 		}
 		b.progress("W=%d: slapd simple binds", w)
-		r.bindCeil[w] = ldapCeiling(ctx, e.slapd.URL, e.users, w, o.duration, false)
+		r.bindCeil[w] = ldapCeiling(ctx, e.slapd.URL, e.users, w, o.duration, false, 0)
 		b.progress("W=%d: slapd search+bind", w)
-		r.sbCeil[w] = ldapCeiling(ctx, e.slapd.URL, e.users, w, o.duration, true)
+		r.sbCeil[w] = ldapCeiling(ctx, e.slapd.URL, e.users, w, o.duration, true, 0)
 		b.progress("W=%d: mfabridge PAP+LDAP", w)
 		stopProfile := b.cpuProfile(bridge.Admin, fmt.Sprintf("pap-w%d", w))
 		r.bridge[w] = b.step(ctx, runOpts{local: "127.0.0.1", server: bridge.Radius, secret: []byte(e.secret), workers: w, dur: o.duration, op: papOp(e.users)})
@@ -367,6 +367,8 @@ func (b *bench) papPhase(ctx context.Context) {
 		// which touches no directory.
 		b.progress("W=%d: mfabridge Status-Server open loop at %.0f requests/s", o.flowW, r.halfRate)
 		r.statusHalf = run(ctx, runOpts{local: "127.0.0.1", server: bridge.Radius, secret: []byte(e.secret), workers: o.flowW, dur: o.duration, rate: r.halfRate, op: statusOp()})
+		b.progress("slapd search+bind open loop at %.0f logins/s on %d connection pairs", r.halfRate, o.pool)
+		r.sbHalf = ldapCeiling(ctx, e.slapd.URL, e.users, o.pool, o.duration, true, r.halfRate)
 	}
 	if fr != nil {
 		if fr.Exited() {

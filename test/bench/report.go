@@ -21,6 +21,7 @@ type results struct {
 	memBefore, memAfter                 memSample
 	memDupWindow                        time.Duration
 	frHalf, statusHalf                  *stats
+	sbHalf                              *stats // slapd search+bind at the half-peak rate
 	frLog                               []string // FreeRADIUS's first distinct error and warning lines
 	flowUsers                           int      // users the challenge flows may use per 30 s step
 	drops                               []string // per bridge: packets dropped, from its /metrics
@@ -54,6 +55,9 @@ func verdict(ok bool) string {
 // ldapCounts describes an LDAP ceiling step.
 func ldapCounts(s *stats) string {
 	out := fmt.Sprintf("ok %d, refused %d, errors %d", s.accept, s.reject, s.errors+s.timeouts)
+	if s.late > 0 {
+		out += fmt.Sprintf(", sent late %d", s.late)
+	}
 	if s.firstErr != "" {
 		out += " (first: " + firstLine(s.firstErr) + ")"
 	}
@@ -220,6 +224,15 @@ func (b *bench) print(out io.Writer) {
 			z.p50, z.p99, z.replies = m.p50, m.p99, m.replies
 		}
 		rows = append(rows, z)
+		d := row{what: fmt.Sprintf("slapd search+bind at the same offered load, paced like the rows above, on %d connection pairs (the bridge's pools; the directory's own tail)", o.pool), w: strconv.Itoa(o.pool)}
+		if r.sbHalf == nil || len(r.sbHalf.lat) == 0 {
+			d.result, d.p50, d.p99 = "not measured", "-", "-"
+		} else {
+			m := measured("", o.pool, r.sbHalf, "logins/s", true)
+			d.result = fmt.Sprintf("%s; p99/p50 = %.2f", m.result, float64(r.sbHalf.pct(0.99))/float64(max(1, r.sbHalf.pct(0.50))))
+			d.p50, d.p99, d.replies = m.p50, m.p99, m.replies
+		}
+		rows = append(rows, d)
 	}
 	rows = append(rows, measured("mfabridge: Status-Server", o.flowW, r.status, "req/s", false))
 	rows = append(rows, measured(fmt.Sprintf("mfabridge: PAP, LDAP search + bind, on the %d TOTP users with the enrolment store (reference for the flows)", o.codeUsers), o.flowW, r.papRef, "req/s", false))
