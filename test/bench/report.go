@@ -21,7 +21,7 @@ type results struct {
 	memBefore, memAfter                 memSample
 	memDupWindow                        time.Duration
 	frHalf, statusHalf                  *stats
-	sbHalf                              *stats // slapd search+bind at the half-peak rate
+	sbHalf                              *stats   // slapd search+bind at the half-peak rate
 	frLog                               []string // FreeRADIUS's first distinct error and warning lines
 	flowUsers                           int      // users the challenge flows may use per 30 s step
 	drops                               []string // per bridge: packets dropped, from its /metrics
