@@ -14,7 +14,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -62,13 +61,6 @@ func runServe(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return exitFail
 	}
 	log := newLogger(cfg.Logging, stderr)
-	// Each login allocates a little (RADIUS and LDAP decoding); a live heap
-	// of a few tens of megabytes can afford to be collected four times
-	// less often, which the benchmark showed is worth about a tenth of the
-	// CPU. GOGC in the environment still wins.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
-	}
 	for _, w := range cfg.Warnings {
 		log.Warn(w)
 	}
