@@ -92,6 +92,20 @@ func measured(what string, w int, s *stats, unit string, ldap bool) row {
 	return r
 }
 
+// tailRow is a reference row for an open-loop step: the rate and the
+// ratio of p99 to p50.
+func tailRow(what string, w int, s *stats, unit string, ldap bool) row {
+	r := row{what: what, w: strconv.Itoa(w)}
+	if s == nil || len(s.lat) == 0 {
+		r.result, r.p50, r.p99 = "not measured", "-", "-"
+		return r
+	}
+	m := measured("", w, s, unit, ldap)
+	r.result = fmt.Sprintf("%s; p99/p50 = %.2f", m.result, float64(s.pct(0.99))/float64(max(1, s.pct(0.50))))
+	r.p50, r.p99, r.replies = m.p50, m.p99, m.replies
+	return r
+}
+
 // ratioRow compares a over b against a minimum ratio; pct writes it as a
 // percentage.
 func ratioRow(what string, w int, a, b *stats, min float64, pct bool, missing string) row {
@@ -215,24 +229,10 @@ func (b *bench) print(out io.Writer) {
 			y.p50, y.p99, y.replies = m.p50, m.p99, m.replies
 		}
 		rows = append(rows, y)
-		z := row{what: "mfabridge Status-Server at the same offered load (the floor of this setup: no directory)", w: strconv.Itoa(o.flowW)}
-		if r.statusHalf == nil || len(r.statusHalf.lat) == 0 {
-			z.result, z.p50, z.p99 = "not measured", "-", "-"
-		} else {
-			m := measured("", o.flowW, r.statusHalf, "req/s", false)
-			z.result = fmt.Sprintf("%s; p99/p50 = %.2f", m.result, float64(r.statusHalf.pct(0.99))/float64(max(1, r.statusHalf.pct(0.50))))
-			z.p50, z.p99, z.replies = m.p50, m.p99, m.replies
-		}
-		rows = append(rows, z)
-		d := row{what: fmt.Sprintf("slapd search+bind at the same offered load, paced like the rows above, on %d connection pairs (the bridge's pools; the directory's own tail)", o.pool), w: strconv.Itoa(o.pool)}
-		if r.sbHalf == nil || len(r.sbHalf.lat) == 0 {
-			d.result, d.p50, d.p99 = "not measured", "-", "-"
-		} else {
-			m := measured("", o.pool, r.sbHalf, "logins/s", true)
-			d.result = fmt.Sprintf("%s; p99/p50 = %.2f", m.result, float64(r.sbHalf.pct(0.99))/float64(max(1, r.sbHalf.pct(0.50))))
-			d.p50, d.p99, d.replies = m.p50, m.p99, m.replies
-		}
-		rows = append(rows, d)
+		rows = append(rows,
+			tailRow("mfabridge Status-Server at the same offered load (the floor of this setup: no directory)", o.flowW, r.statusHalf, "req/s", false),
+			tailRow(fmt.Sprintf("slapd search+bind at the same offered load, paced like the rows above, on %d connection pairs (the bridge's pools; the directory's own tail)", o.pool),
+				o.pool, r.sbHalf, "logins/s", true))
 	}
 	rows = append(rows, measured("mfabridge: Status-Server", o.flowW, r.status, "req/s", false))
 	rows = append(rows, measured(fmt.Sprintf("mfabridge: PAP, LDAP search + bind, on the %d TOTP users with the enrolment store (reference for the flows)", o.codeUsers), o.flowW, r.papRef, "req/s", false))

@@ -206,12 +206,16 @@ access to *
 
 // Start runs slapd in the foreground (-d 256 logs each operation to
 // stderr, which BindCount reads) and waits until it answers.
-func (s *SLAPD) Start() error {
+func (s *SLAPD) Start() error { return s.start("256", 15*time.Second) }
+
+// start runs slapd in the foreground with debug level debug and waits at
+// most wait for it to answer.
+func (s *SLAPD) start(debug string, wait time.Duration) error {
 	bin, err := lookPath("slapd")
 	if err != nil {
 		return err
 	}
-	s.cmd = exec.Command(bin, "-f", s.conf, "-d", "256",
+	s.cmd = exec.Command(bin, "-f", s.conf, "-d", debug,
 		"-h", fmt.Sprintf("ldap://127.0.0.1:%d/ ldaps://127.0.0.1:%d/", s.port, s.tlsPort))
 	s.cmd.Stdout = &lockedWriter{mu: &s.mu, w: &s.log}
 	s.cmd.Stderr = s.cmd.Stdout
@@ -221,7 +225,7 @@ func (s *SLAPD) Start() error {
 	}
 	s.exited = make(chan struct{})
 	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(s.cmd, s.exited)
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(wait)
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.exited:
@@ -235,7 +239,7 @@ func (s *SLAPD) Start() error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	s.Stop()
-	return fmt.Errorf("slapd did not answer within 15s:\n%s", s.Log())
+	return fmt.Errorf("slapd did not answer within %s:\n%s", wait, s.Log())
 }
 
 // Stop ends slapd (SIGTERM, then SIGKILL) and waits for it.

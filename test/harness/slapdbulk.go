@@ -8,10 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
-
-	"github.com/go-ldap/ldap/v3"
 )
 
 // StartSLAPDQuiet is StartSLAPD for load: slapd logs nothing per
@@ -105,37 +102,7 @@ func (s *SLAPD) slapadd(users []User) error {
 
 // startQuiet runs slapd in the foreground with -d 0: nothing is logged per
 // operation.
-func (s *SLAPD) startQuiet() error {
-	bin, err := lookPath("slapd")
-	if err != nil {
-		return err
-	}
-	s.cmd = exec.Command(bin, "-f", s.conf, "-d", "0",
-		"-h", fmt.Sprintf("ldap://127.0.0.1:%d/ ldaps://127.0.0.1:%d/", s.port, s.tlsPort))
-	s.cmd.Stdout = &lockedWriter{mu: &s.mu, w: &s.log}
-	s.cmd.Stderr = s.cmd.Stdout
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		return fmt.Errorf("start slapd: %w", err)
-	}
-	s.exited = make(chan struct{})
-	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(s.cmd, s.exited)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.exited:
-			return fmt.Errorf("slapd exited at start:\n%s", s.Log())
-		default:
-		}
-		if c, err := ldap.DialURL(s.URL); err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	s.Stop()
-	return fmt.Errorf("slapd did not answer within 30s:\n%s", s.Log())
-}
+func (s *SLAPD) startQuiet() error { return s.start("0", 30*time.Second) }
 
 // PID is slapd's process id, 0 when it is not running.
 func (s *SLAPD) PID() int {
