@@ -526,7 +526,9 @@ func (s *Store) Used(_ context.Context, user string, m factors.Method) error {
 	return nil
 }
 
-// flushUsed writes the recorded uses in one transaction.
+// flushUsed writes the recorded uses in one transaction. A batch that
+// cannot be written (the disk full or read-only) is dropped: last-used
+// times are information for admins, and the next use records them again.
 func (s *Store) flushUsed() {
 	s.usedMu.Lock()
 	batch := s.used
