@@ -64,6 +64,10 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 	if strings.Contains(m, `user="`) || strings.Contains(m, bob.UID) {
 		t.Errorf("/metrics names a user")
 	}
+	// The profiler is served only when server.pprof asks for it.
+	if code, _ := get(t, "http://"+b.Admin+"/debug/pprof/"); code != http.StatusNotFound {
+		t.Errorf("/debug/pprof/ without server.pprof: %d, want 404", code)
+	}
 	s.Stop()
 	code, body = get(t, "http://"+b.Admin+"/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "ldap: not ready") {
