@@ -3,7 +3,7 @@
 // ceilings, all on this machine and on loopback, and prints one Markdown
 // table with every figure, the targets beside them and PASS or MISS.
 //
-//	go run ./test/bench                 # about 10 minutes
+//	go run ./test/bench                 # about 5 minutes
 //	go run ./test/bench --quick         # small numbers, under 2 minutes (CI)
 //
 // It starts a throwaway slapd with --users users (loaded with slapadd),
