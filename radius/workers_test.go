@@ -11,15 +11,20 @@ func TestWorkersReuseAndEnd(t *testing.T) {
 	base := runtime.NumGoroutine()
 	w := newWorkers(200 * time.Millisecond)
 
-	// Ten jobs at once: ten goroutines.
-	var wg sync.WaitGroup
+	// Ten jobs at once run at once: each waits for all ten to start.
+	var started, wg sync.WaitGroup
+	started.Add(10)
 	release := make(chan struct{})
 	for range 10 {
 		wg.Add(1)
-		w.run(func() { defer wg.Done(); <-release })
+		w.run(func() { defer wg.Done(); started.Done(); <-release })
 	}
-	if n := runtime.NumGoroutine(); n < base+10 {
-		t.Errorf("%d goroutines with 10 jobs running, %d before", n, base)
+	all := make(chan struct{})
+	go func() { started.Wait(); close(all) }()
+	select {
+	case <-all:
+	case <-time.After(5 * time.Second):
+		t.Fatal("ten jobs handed over at once did not all start")
 	}
 	close(release)
 	wg.Wait()
