@@ -86,23 +86,11 @@ func ldapCeiling(ctx context.Context, url string, users []benchUser, workers int
 		go func(i int, p pair) {
 			defer wg.Done()
 			s := &stats{lat: make([]time.Duration, 0, 4096)}
-			var interval time.Duration
-			if rate > 0 {
-				interval = time.Duration(float64(time.Second) * float64(len(conns)) / rate)
-			}
-			next := start.Add(interval * time.Duration(i) / time.Duration(len(conns)))
+			pace := newPacer(start, rate, i, len(conns))
 			for ctx.Err() == nil && time.Now().Before(stop) {
-				t0 := time.Now()
-				if interval > 0 {
-					if d := time.Until(next); d > 0 {
-						time.Sleep(d)
-					} else if d < -time.Millisecond {
-						s.late++
-					}
-					t0, next = next, next.Add(interval)
-					if !t0.Before(stop) {
-						break
-					}
+				t0 := pace.wait(ctx, s)
+				if !t0.Before(stop) {
+					break
 				}
 				u := users[int(mix(seq.Add(1))%uint64(len(users)))]
 				dn := "uid=" + ldap.EscapeDN(u.UID) + "," + harness.PeopleDN

@@ -264,31 +264,15 @@ func run(ctx context.Context, o runOpts) *stats {
 		go func(i int, c *client) {
 			defer wg.Done()
 			s := &stats{lat: make([]time.Duration, 0, 4096)}
-			var interval time.Duration
-			if o.rate > 0 {
-				interval = time.Duration(float64(time.Second) * float64(len(clients)) / o.rate)
-			}
-			next := start.Add(interval * time.Duration(i) / time.Duration(len(clients)))
+			pace := newPacer(start, o.rate, i, len(clients))
 			for ctx.Err() == nil {
-				due := time.Now()
-				if interval > 0 {
-					if d := time.Until(next); d > 0 {
-						select {
-						case <-ctx.Done():
-						case <-time.After(d):
-						}
-					} else if d < -time.Millisecond {
-						s.late++
-					}
-					due = next
-					next = next.Add(interval)
-				}
+				due := pace.wait(ctx, s)
 				if !due.Before(stop) || ctx.Err() != nil {
 					break
 				}
 				ok, began := o.op(ctx, c, s)
 				if ok {
-					if interval == 0 && began.After(due) {
+					if !pace.open() && began.After(due) {
 						due = began
 					}
 					s.ok++
@@ -308,6 +292,43 @@ func run(ctx context.Context, o runOpts) *stats {
 	}
 	total.sortLat()
 	return total
+}
+
+// pacer spaces one worker's operations for an open loop: n workers
+// together offer rate operations per second, worker i offset by i/n of an
+// interval. With rate 0 it is a closed loop: no waiting, due is now.
+type pacer struct {
+	interval time.Duration
+	next     time.Time
+}
+
+func newPacer(start time.Time, rate float64, i, n int) *pacer {
+	if rate <= 0 {
+		return &pacer{}
+	}
+	interval := time.Duration(float64(time.Second) * float64(n) / rate)
+	return &pacer{interval: interval, next: start.Add(interval * time.Duration(i) / time.Duration(n))}
+}
+
+func (p *pacer) open() bool { return p.interval > 0 }
+
+// wait sleeps until the next operation is due (or ctx ends) and returns
+// the time it was due; an operation more than 1 ms late counts in s.late.
+func (p *pacer) wait(ctx context.Context, s *stats) time.Time {
+	if !p.open() {
+		return time.Now()
+	}
+	if d := time.Until(p.next); d > 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+	} else if d < -time.Millisecond {
+		s.late++
+	}
+	due := p.next
+	p.next = p.next.Add(p.interval)
+	return due
 }
 
 // papOp sends the right password of a random user and wants Access-Accept.

@@ -83,7 +83,7 @@ func parseFlags() (options, error) {
 	flag.IntVar(&o.pool, "pool-size", 8, "the bridge's ldap.pool_size (it has two pools); FreeRADIUS gets twice as many connections")
 	flag.IntVar(&o.frThreads, "freeradius-threads", 0, "FreeRADIUS worker threads (default: twice --pool-size, one per LDAP connection)")
 	flag.BoolVar(&o.skipFR, "skip-freeradius", false, "do not start FreeRADIUS (its rows say so)")
-	flag.StringVar(&o.profile, "profile", "", "write a CPU profile of the bridge during each PAP step into this directory (turns on server.pprof)")
+	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of the bridge during the PAP steps and the code flows into this directory (turns on server.pprof)")
 	flag.BoolVar(&o.cache, "cache", true, "also measure the bridge with ldap.cache_ttl: 30s (skipped with a note when check-config rejects the key)")
 	flag.DurationVar(&o.maxTime, "max-time", 40*time.Minute, "hard stop for the whole run")
 	flag.BoolVar(&o.keep, "keep", false, "keep the working directory")
@@ -333,7 +333,7 @@ func (b *bench) papPhase(ctx context.Context) {
 		b.progress("W=%d: slapd search+bind", w)
 		r.sbCeil[w] = ldapCeiling(ctx, e.slapd.URL, e.users, w, o.duration, true, 0)
 		b.progress("W=%d: mfabridge PAP+LDAP", w)
-		stopProfile := b.cpuProfile(bridge.Admin, fmt.Sprintf("pap-w%d", w))
+		stopProfile := b.cpuProfile(bridge.Admin, fmt.Sprintf("pap-w%d", w), o.warmup+o.duration)
 		r.bridge[w] = b.step(ctx, runOpts{local: "127.0.0.1", server: bridge.Radius, secret: []byte(e.secret), workers: w, dur: o.duration, op: papOp(e.users)})
 		stopProfile()
 		if fr != nil {
@@ -454,7 +454,7 @@ func (b *bench) codePhase(ctx context.Context) {
 	secret := []byte(e.secret)
 	w := o.flowW
 	b.progress("W=%d: mfabridge PAP+LDAP on the code users (reference for the flows)", w)
-	stopProfile := b.cpuProfile(fb.Admin, "pap-ref")
+	stopProfile := b.cpuProfile(fb.Admin, "pap-ref", o.warmup+o.duration)
 	r.papRef = b.step(ctx, runOpts{local: "127.0.0.1", server: fb.Radius, secret: secret, workers: w, dur: o.duration, op: papOp(e.codeUsers)})
 	stopProfile()
 	// One allocator for both: a user's time step is used once in all.
@@ -473,11 +473,11 @@ func (b *bench) codePhase(ctx context.Context) {
 	}
 	r.flowUsers = len(chUsers)
 	b.progress("W=%d: mfabridge TOTP challenge flows", w)
-	stopProfile = b.cpuProfile(fb.Admin, "challenge")
+	stopProfile = b.cpuProfile(fb.Admin, "challenge", o.duration)
 	r.challenge = run(ctx, runOpts{local: "127.0.0.2", server: fb.Radius, secret: secret, workers: w, dur: o.duration, op: challengeOp(chUsers, chAlloc)})
 	stopProfile()
 	b.progress("W=%d: mfabridge append-mode logins", w)
-	stopProfile = b.cpuProfile(fb.Admin, "append")
+	stopProfile = b.cpuProfile(fb.Admin, "append", o.duration)
 	r.appendM = run(ctx, runOpts{local: "127.0.0.3", server: fb.Radius, secret: secret, workers: w, dur: o.duration, op: appendOp(apUsers, apAlloc)})
 	stopProfile()
 	if fb.Exited() {
@@ -641,17 +641,16 @@ func shuffled(users []benchUser) []benchUser {
 	return out
 }
 
-// cpuProfile starts fetching a CPU profile of the bridge for the length of
-// a step (warm-up included) into --profile; the returned function waits
-// for it.
-func (b *bench) cpuProfile(admin, name string) func() {
+// cpuProfile starts fetching a CPU profile of the bridge for d into
+// --profile; the returned function waits for it.
+func (b *bench) cpuProfile(admin, name string, d time.Duration) func() {
 	if b.o.profile == "" {
 		return func() {}
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		secs := int((b.o.warmup + b.o.duration).Seconds())
+		secs := int(d.Round(time.Second).Seconds())
 		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs))
 		if err != nil {
 			b.progress("profile %s: %v", name, err)

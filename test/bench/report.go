@@ -101,10 +101,13 @@ func tailRow(what string, w int, s *stats, unit string, ldap bool) row {
 		return r
 	}
 	m := measured("", w, s, unit, ldap)
-	r.result = fmt.Sprintf("%s; p99/p50 = %.2f", m.result, float64(s.pct(0.99))/float64(max(1, s.pct(0.50))))
+	r.result = fmt.Sprintf("%s; p99/p50 = %.2f", m.result, tailRatio(s))
 	r.p50, r.p99, r.replies = m.p50, m.p99, m.replies
 	return r
 }
+
+// tailRatio is p99 over p50.
+func tailRatio(s *stats) float64 { return float64(s.pct(0.99)) / float64(max(1, s.pct(0.50))) }
 
 // ratioRow compares a over b against a minimum ratio; pct writes it as a
 // percentage.
@@ -205,30 +208,20 @@ func (b *bench) print(out io.Writer) {
 	}
 	// Half of peak.
 	{
-		x := row{what: fmt.Sprintf("mfabridge at half of its peak: open loop at %.0f req/s offered (latency from the due time)", r.halfRate),
-			w: strconv.Itoa(o.flowW), target: "p99 ≤ 3 × p50"}
-		if r.half == nil || len(r.half.lat) == 0 {
-			x.result, x.p50, x.p99, x.verdict = "not measured", "-", "-", "n/a"
-		} else {
-			m := measured("", o.flowW, r.half, "req/s", false)
-			ratio := float64(r.half.pct(0.99)) / float64(max(1, r.half.pct(0.50)))
-			x.result = fmt.Sprintf("%s; p99/p50 = %.2f", m.result, ratio)
-			x.p50, x.p99, x.replies = m.p50, m.p99, m.replies
-			x.verdict = verdict(ratio <= 3)
+		x := tailRow(fmt.Sprintf("mfabridge at half of its peak: open loop at %.0f req/s offered (latency from the due time)", r.halfRate),
+			o.flowW, r.half, "req/s", false)
+		x.target, x.verdict = "p99 ≤ 3 × p50", "n/a"
+		if r.half != nil && len(r.half.lat) > 0 {
+			x.verdict = verdict(tailRatio(r.half) <= 3)
 		}
-		rows = append(rows, x)
-		y := row{what: "FreeRADIUS at the same offered load (reference for the row above)", w: strconv.Itoa(o.flowW)}
+		y := tailRow("FreeRADIUS at the same offered load (reference for the row above)", o.flowW, r.frHalf, "req/s", false)
 		if r.frHalf == nil || len(r.frHalf.lat) == 0 {
-			y.result, y.p50, y.p99, y.replies = "not measured", "-", "-", r.frNote
+			y.replies = r.frNote
 			if strings.HasPrefix(r.frNote, "skipped") {
 				y.result = "skipped"
 			}
-		} else {
-			m := measured("", o.flowW, r.frHalf, "req/s", false)
-			y.result = fmt.Sprintf("%s; p99/p50 = %.2f", m.result, float64(r.frHalf.pct(0.99))/float64(max(1, r.frHalf.pct(0.50))))
-			y.p50, y.p99, y.replies = m.p50, m.p99, m.replies
 		}
-		rows = append(rows, y)
+		rows = append(rows, x, y)
 		rows = append(rows,
 			tailRow("mfabridge Status-Server at the same offered load (the floor of this setup: no directory)", o.flowW, r.statusHalf, "req/s", false),
 			tailRow(fmt.Sprintf("slapd search+bind at the same offered load, paced like the rows above, on %d connection pairs (the bridge's pools; the directory's own tail)", o.pool),
