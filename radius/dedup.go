@@ -10,48 +10,60 @@ import (
 
 // dupKey identifies a request for RFC 5080 §2.2.2: the same source
 // address and port, Identifier and Request Authenticator is the same
-// request sent again.
+// request sent again. It holds no pointer, and neither do the cache's
+// entries apart from the reply bytes, so that tens of thousands of them
+// cost the garbage collector little.
 type dupKey struct {
-	from netip.AddrPort
+	addr [16]byte
+	port uint16
 	id   byte
 	auth [16]byte
 }
 
+func newDupKey(from netip.AddrPort, id byte, auth [16]byte) dupKey {
+	return dupKey{addr: from.Addr().As16(), port: from.Port(), id: id, auth: auth}
+}
+
 type dupEntry struct {
-	done bool
-	resp *radius.Packet // nil when the handler sent nothing
-	at   time.Time      // when the entry was created or completed
+	gen   uint64        // which request the entry belongs to
+	at    time.Duration // since the cache's epoch: when begun, then when finished
+	done  bool
+	reply []byte // the sealed reply; nil when the handler sent nothing
 }
 
 type queued struct {
 	key dupKey
-	at  time.Time
+	gen uint64
+	at  time.Duration
 }
 
-// replyCache keeps each reply for window so that a retransmission gets the
-// same answer without running the conversation again: a retransmit must
-// never send a second text message, burn a one-time code or cost a second
-// LDAP bind. Its size is bounded; past max the oldest entries go first.
+// replyCache keeps each reply, sealed, for window so that a retransmission
+// gets the same bytes without running the conversation again: a
+// retransmit must never send a second text message, burn a one-time code
+// or cost a second LDAP bind. Its size is bounded; past max the oldest
+// entries go first.
 type replyCache struct {
 	mu     sync.Mutex
 	window time.Duration
 	max    int
 	now    func() time.Time
-	m      map[dupKey]*dupEntry
+	epoch  time.Time
+	gen    uint64
+	m      map[dupKey]dupEntry
 	queue  []queued // in order of at; stale items are skipped
 }
 
 func newReplyCache(window time.Duration, max int, now func() time.Time) *replyCache {
-	return &replyCache{window: window, max: max, now: now, m: map[dupKey]*dupEntry{}}
+	return &replyCache{window: window, max: max, now: now, epoch: now(), m: map[dupKey]dupEntry{}}
 }
 
-// begin reports what to do with a request: handle it (the first copy), or
-// answer with a finished entry's reply, or absorb it (a copy of a request
-// still in progress).
-func (c *replyCache) begin(k dupKey) (e *dupEntry, first bool) {
+// begin reports what to do with a request: handle it (first), or answer
+// with a finished entry's reply, or absorb it (a copy of a request still
+// in progress). The entry's gen is what finish needs.
+func (c *replyCache) begin(k dupKey) (e dupEntry, first bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.now()
+	now := c.now().Sub(c.epoch)
 	c.sweep(now)
 	if e, ok := c.m[k]; ok {
 		return e, false
@@ -59,33 +71,36 @@ func (c *replyCache) begin(k dupKey) (e *dupEntry, first bool) {
 	if len(c.m) >= c.max {
 		c.evictOldest()
 	}
-	e = &dupEntry{at: now}
+	c.gen++
+	e = dupEntry{gen: c.gen, at: now}
 	c.m[k] = e
-	c.queue = append(c.queue, queued{k, now})
+	c.queue = append(c.queue, queued{k, e.gen, now})
 	return e, true
 }
 
-// finish stores the reply of a handled request.
-func (c *replyCache) finish(k dupKey, e *dupEntry, resp *radius.Packet) {
+// finish stores the sealed reply of the request that began entry gen.
+func (c *replyCache) finish(k dupKey, gen uint64, reply []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := c.now()
-	e.done, e.resp, e.at = true, resp, now
-	if c.m[k] == e {
-		c.queue = append(c.queue, queued{k, now})
+	e, ok := c.m[k]
+	if !ok || e.gen != gen {
+		return // evicted meanwhile
 	}
+	now := c.now().Sub(c.epoch)
+	c.m[k] = dupEntry{gen: gen, at: now, done: true, reply: reply}
+	c.queue = append(c.queue, queued{k, gen, now})
 }
 
 // sweep removes entries whose window has passed. An entry still in
 // progress stays: it is queued again when it finishes.
-func (c *replyCache) sweep(now time.Time) {
+func (c *replyCache) sweep(now time.Duration) {
 	i := 0
 	for ; i < len(c.queue); i++ {
 		q := c.queue[i]
-		if now.Sub(q.at) < c.window {
+		if now-q.at < c.window {
 			break
 		}
-		if e, ok := c.m[q.key]; ok && e.done && e.at.Equal(q.at) {
+		if e, ok := c.m[q.key]; ok && e.gen == q.gen && e.done && e.at == q.at {
 			delete(c.m, q.key)
 		}
 	}
@@ -99,7 +114,7 @@ func (c *replyCache) evictOldest() {
 	for len(c.queue) > 0 {
 		q := c.queue[0]
 		c.queue = c.queue[1:]
-		if e, ok := c.m[q.key]; ok && e.at.Equal(q.at) {
+		if e, ok := c.m[q.key]; ok && e.gen == q.gen && e.at == q.at {
 			delete(c.m, q.key)
 			return
 		}
@@ -112,31 +127,49 @@ func (c *replyCache) len() int {
 	return len(c.m)
 }
 
+// sealedWriter is a ResponseWriter that can send a reply already sealed
+// for its request. The server's writers and the wrappers of this package
+// implement it, so that a reply is sealed once, and the reply cache
+// resends the very bytes it kept.
+type sealedWriter interface {
+	writeSealed(b []byte) error
+}
+
+// writeSealed sends b through w, or, for a writer that cannot take
+// sealed bytes, parses b back into a packet for it.
+func writeSealed(w radius.ResponseWriter, b []byte, secret []byte) error {
+	if sw, ok := w.(sealedWriter); ok {
+		return sw.writeSealed(b)
+	}
+	p, err := radius.Parse(b, secret)
+	if err != nil {
+		return err
+	}
+	return w.Write(p)
+}
+
 // dedup answers retransmissions from the cache and absorbs copies that
 // arrive while the first is still being handled.
 func dedup(c *replyCache, m *Metrics) middleware {
 	return func(next radius.Handler) radius.Handler {
 		return radius.HandlerFunc(func(w radius.ResponseWriter, r *radius.Request) {
 			info := infoFrom(r.Context())
-			k := dupKey{from: info.from, id: r.Identifier, auth: r.Authenticator}
+			k := newDupKey(info.from, r.Identifier, r.Authenticator)
 			e, first := c.begin(k)
 			if !first {
-				c.mu.Lock()
-				done, resp := e.done, e.resp
-				c.mu.Unlock()
 				switch {
-				case !done:
+				case !e.done:
 					m.Dropped.WithLabelValues(DropDuplicate).Inc()
-				case resp != nil:
+				case e.reply != nil:
 					m.Resent.WithLabelValues(info.client.Name).Inc()
-					w.Write(resp)
+					writeSealed(w, e.reply, r.Secret)
 				}
 				return
 			}
-			cw := &cachingWriter{ResponseWriter: w, finish: func(p *radius.Packet) { c.finish(k, e, p) }}
+			cw := &cachingWriter{next: w, req: r.Packet, finish: func(b []byte) { c.finish(k, e.gen, b) }}
 			defer func() {
 				if !cw.wrote {
-					c.finish(k, e, nil)
+					c.finish(k, e.gen, nil)
 				}
 			}()
 			next.ServeRADIUS(cw, r)
@@ -144,18 +177,24 @@ func dedup(c *replyCache, m *Metrics) middleware {
 	}
 }
 
-// cachingWriter stores the reply in the cache before sending it, so that
-// a retransmission sent the moment the reply arrives already finds it.
+// cachingWriter seals the reply, stores it in the cache and then sends
+// it, so that a retransmission sent the moment the reply arrives already
+// finds it.
 type cachingWriter struct {
-	radius.ResponseWriter
-	finish func(*radius.Packet)
+	next   radius.ResponseWriter
+	req    *radius.Packet
+	finish func([]byte)
 	wrote  bool
 }
 
 func (w *cachingWriter) Write(p *radius.Packet) error {
+	b, err := seal(p, w.req)
+	if err != nil {
+		return err
+	}
 	if !w.wrote {
 		w.wrote = true
-		w.finish(p)
+		w.finish(b)
 	}
-	return w.ResponseWriter.Write(p)
+	return writeSealed(w.next, b, w.req.Secret)
 }

@@ -29,15 +29,22 @@ func recoverPanics(m *Metrics, log *slog.Logger) middleware {
 	}
 }
 
-// recorder remembers the response a handler wrote.
+// recorder remembers the code of the response a handler wrote.
 type recorder struct {
 	radius.ResponseWriter
-	resp *radius.Packet
+	wrote bool
+	code  radius.Code
+	req   *radius.Packet
 }
 
 func (r *recorder) Write(p *radius.Packet) error {
-	r.resp = p
+	r.wrote, r.code = true, p.Code
 	return r.ResponseWriter.Write(p)
+}
+
+func (r *recorder) writeSealed(b []byte) error {
+	r.wrote, r.code = true, radius.Code(b[0])
+	return writeSealed(r.ResponseWriter, b, r.req.Secret)
 }
 
 // observe counts requests and responses and logs each exchange at debug.
@@ -46,13 +53,13 @@ func observe(m *Metrics, log *slog.Logger, now func() time.Time) middleware {
 		return radius.HandlerFunc(func(w radius.ResponseWriter, r *radius.Request) {
 			info := infoFrom(r.Context())
 			m.Requests.WithLabelValues(info.client.Name, r.Code.String()).Inc()
-			rec := &recorder{ResponseWriter: w}
+			rec := &recorder{ResponseWriter: w, req: r.Packet}
 			next.ServeRADIUS(rec, r)
 			took := now().Sub(info.received)
 			m.Duration.WithLabelValues("total").Observe(took.Seconds())
 			answer := "none"
-			if rec.resp != nil {
-				answer = rec.resp.Code.String()
+			if rec.wrote {
+				answer = rec.code.String()
 				m.Responses.WithLabelValues(info.client.Name, answer).Inc()
 			}
 			if log.Enabled(r.Context(), slog.LevelDebug) {

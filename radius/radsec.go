@@ -238,9 +238,13 @@ func (r *streamReply) Write(p *radius.Packet) error {
 	if err != nil {
 		return err
 	}
+	return r.writeSealed(b)
+}
+
+func (r *streamReply) writeSealed(b []byte) error {
 	r.w.mu.Lock()
 	defer r.w.mu.Unlock()
 	r.w.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	_, err = r.w.conn.Write(b)
+	_, err := r.w.conn.Write(b)
 	return err
 }

@@ -406,7 +406,11 @@ func (w *responseWriter) Write(p *radius.Packet) error {
 	if err != nil {
 		return err
 	}
-	_, err = w.conn.WriteTo(b, w.addr)
+	return w.writeSealed(b)
+}
+
+func (w *responseWriter) writeSealed(b []byte) error {
+	_, err := w.conn.WriteTo(b, w.addr)
 	return err
 }
 

@@ -260,21 +260,21 @@ func TestReplyCacheSweep(t *testing.T) {
 	c := newReplyCache(30*time.Second, 100, clock.Now)
 	k1 := dupKey{id: 1}
 	k2 := dupKey{id: 2}
-	resp := &radius.Packet{Code: radius.CodeAccessAccept}
+	reply := []byte{2, 1, 0, 20}
 
 	e, first := c.begin(k1)
 	if !first {
 		t.Fatal("the first copy is not first")
 	}
 	clock.Advance(5 * time.Second)
-	if e2, first := c.begin(k1); first || e2 != e || e2.done {
-		t.Fatalf("a copy in progress: first=%t same=%t done=%t", first, e2 == e, e2.done)
+	if e2, first := c.begin(k1); first || e2.gen != e.gen || e2.done {
+		t.Fatalf("a copy in progress: first=%t same=%t done=%t", first, e2.gen == e.gen, e2.done)
 	}
-	c.finish(k1, e, resp)
+	c.finish(k1, e.gen, reply)
 
 	clock.Advance(29 * time.Second) // 34s after begin, 29s after finish
-	if e2, first := c.begin(k1); first || !e2.done || e2.resp != resp {
-		t.Fatalf("inside the window: first=%t done=%t resp=%v", first, e2.done, e2.resp)
+	if e2, first := c.begin(k1); first || !e2.done || !bytes.Equal(e2.reply, reply) {
+		t.Fatalf("inside the window: first=%t done=%t reply=%x", first, e2.done, e2.reply)
 	}
 	clock.Advance(time.Second) // the window has passed since finish
 	if _, first := c.begin(k2); !first {
@@ -287,14 +287,38 @@ func TestReplyCacheSweep(t *testing.T) {
 	if _, first := c.begin(k1); !first {
 		t.Error("k1 was not swept")
 	}
-	if _, ok := c.m[k2]; !ok {
+	e2, ok := c.m[k2]
+	if !ok {
 		t.Error("k2, still in progress, was swept")
 	}
-	c.finish(k2, c.m[k2], nil)
+	c.finish(k2, e2.gen, nil)
 	clock.Advance(31 * time.Second)
 	c.begin(dupKey{id: 3})
 	if _, ok := c.m[k2]; ok {
 		t.Error("k2 was not swept after it finished and its window passed")
+	}
+}
+
+// TestReplyCacheFinishAfterEviction: a request whose entry was evicted
+// while it ran does not write its reply into a newer entry of the same key.
+func TestReplyCacheFinishAfterEviction(t *testing.T) {
+	clock := newFakeClock()
+	c := newReplyCache(time.Minute, 1, clock.Now)
+	k := dupKey{id: 1}
+	old, _ := c.begin(k)
+	c.begin(dupKey{id: 2}) // evicts k
+	clock.Advance(time.Second)
+	fresh, first := c.begin(k) // evicts 2
+	if !first || fresh.gen == old.gen {
+		t.Fatalf("k began again: first=%t, gen %d after %d", first, fresh.gen, old.gen)
+	}
+	c.finish(k, old.gen, []byte("old"))
+	if e := c.m[k]; e.done || e.reply != nil {
+		t.Fatalf("the evicted request finished the new entry: %+v", e)
+	}
+	c.finish(k, fresh.gen, []byte("new"))
+	if e := c.m[k]; !e.done || string(e.reply) != "new" {
+		t.Fatalf("the new entry: %+v", e)
 	}
 }
 
@@ -304,7 +328,7 @@ func TestReplyCacheEvictsOldest(t *testing.T) {
 	for id := byte(1); id <= 3; id++ {
 		e, _ := c.begin(dupKey{id: id})
 		clock.Advance(time.Second)
-		c.finish(dupKey{id: id}, e, nil)
+		c.finish(dupKey{id: id}, e.gen, nil)
 	}
 	if _, first := c.begin(dupKey{id: 4}); !first {
 		t.Fatal("a new key is not first")

@@ -64,12 +64,27 @@ func TestBenchSmoke(t *testing.T) {
 			t.Errorf("the output lacks %q", want)
 		}
 	}
-	rows := map[string]int{} // measurement → rows
+	rows := map[string]int{} // measurement → rows of the main table
+	cpu := map[string][]string{}
+	table := ""
 	for _, line := range strings.Split(out, "\n") {
-		if !strings.HasPrefix(line, "| ") || strings.HasPrefix(line, "| measurement ") {
+		if strings.HasPrefix(line, "| measurement ") {
+			table = line
+			continue
+		}
+		if !strings.HasPrefix(line, "| ") {
 			continue
 		}
 		cells := strings.Split(line, " | ")
+		if strings.Contains(table, "cores busy") {
+			// | measurement | W | RADIUS server | slapd | load generator | all | cores busy |
+			if len(cells) != 7 {
+				t.Errorf("a CPU table row with %d cells: %q", len(cells), line)
+				continue
+			}
+			cpu[strings.TrimPrefix(cells[0], "| ")+" W="+cells[1]] = cells
+			continue
+		}
 		if len(cells) < 8 {
 			t.Errorf("a table row with %d cells: %q", len(cells), line)
 			continue
@@ -120,6 +135,23 @@ func TestBenchSmoke(t *testing.T) {
 	for _, p := range once {
 		if n := count(p); n < 1 {
 			t.Errorf("no row for %q", p)
+		}
+	}
+	// The CPU table: every RADIUS step names the server's time per
+	// request, every step slapd's (Status-Server touches no directory).
+	for _, w := range []string{"8", "32", "128"} {
+		for _, name := range []string{"mfabridge: PAP", "FreeRADIUS: PAP", "slapd ceiling: search + bind"} {
+			cells, ok := cpu[name+" W="+w]
+			switch {
+			case !ok:
+				t.Errorf("no CPU row for %s at W=%s", name, w)
+			case strings.HasPrefix(name, "slapd") && cells[2] != "-":
+				t.Errorf("the ceiling has a RADIUS server's CPU time: %q", cells)
+			case !strings.HasPrefix(name, "slapd") && !strings.HasSuffix(cells[2], " µs"):
+				t.Errorf("no CPU time for the RADIUS server: %q", cells)
+			case !strings.HasSuffix(cells[3], " µs") || cells[3] == "0 µs":
+				t.Errorf("no CPU time for slapd: %q", cells)
+			}
 		}
 	}
 	if t.Failed() {

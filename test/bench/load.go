@@ -40,6 +40,7 @@ type stats struct {
 	late      int64 // open loop: sends that left more than 1 ms after their time
 	waits     int64 // code flows: waits for the next time step (users used up)
 	lat       []time.Duration
+	cpu       *cpuUse // nil when not sampled
 }
 
 func (s *stats) merge(o *stats) {

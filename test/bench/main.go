@@ -142,6 +142,11 @@ func parseFlags() (options, error) {
 	if o.frThreads == 0 {
 		o.frThreads = 2 * o.pool
 	}
+	if o.profile != "" {
+		if err := os.MkdirAll(o.profile, 0o755); err != nil {
+			return o, fmt.Errorf("--profile: %w", err)
+		}
+	}
 	return o, nil
 }
 
@@ -222,14 +227,31 @@ func (b *bench) fail(format string, a ...any) {
 	b.progress("FAILED: %s", msg)
 }
 
-// step runs a warm-up (unmeasured) then a measured step.
-func (b *bench) step(ctx context.Context, o runOpts) *stats {
+// step runs a warm-up (unmeasured) then a measured step, sampling the
+// CPU time of server (a process id) and slapd while it is measured.
+func (b *bench) step(ctx context.Context, o runOpts, server int) *stats {
 	if b.o.warmup > 0 {
 		w := o
 		w.dur = b.o.warmup
 		run(ctx, w)
 	}
-	return run(ctx, o)
+	return b.measure(ctx, o, server)
+}
+
+// measure runs o once, sampling the CPU time of server and slapd.
+func (b *bench) measure(ctx context.Context, o runOpts, server int) *stats {
+	m := startCPU(server, b.e.slapd.PID())
+	s := run(ctx, o)
+	m.stop(s)
+	return s
+}
+
+// ceiling is ldapCeiling with slapd's CPU time sampled.
+func (b *bench) ceiling(ctx context.Context, workers int, search bool, rate float64) *stats {
+	m := startCPU(0, b.e.slapd.PID())
+	s := ldapCeiling(ctx, b.e.slapd.URL, b.e.users, workers, b.o.duration, search, rate)
+	m.stop(s)
+	return s
 }
 
 func (b *bench) run(ctx context.Context, dir string) int {
@@ -329,16 +351,16 @@ func (b *bench) papPhase(ctx context.Context) {
 			return
 		}
 		b.progress("W=%d: slapd simple binds", w)
-		r.bindCeil[w] = ldapCeiling(ctx, e.slapd.URL, e.users, w, o.duration, false, 0)
+		r.bindCeil[w] = b.ceiling(ctx, w, false, 0)
 		b.progress("W=%d: slapd search+bind", w)
-		r.sbCeil[w] = ldapCeiling(ctx, e.slapd.URL, e.users, w, o.duration, true, 0)
+		r.sbCeil[w] = b.ceiling(ctx, w, true, 0)
 		b.progress("W=%d: mfabridge PAP+LDAP", w)
 		stopProfile := b.cpuProfile(bridge.Admin, fmt.Sprintf("pap-w%d", w), o.warmup+o.duration)
-		r.bridge[w] = b.step(ctx, runOpts{local: "127.0.0.1", server: bridge.Radius, secret: []byte(e.secret), workers: w, dur: o.duration, op: papOp(e.users)})
+		r.bridge[w] = b.step(ctx, runOpts{local: "127.0.0.1", server: bridge.Radius, secret: []byte(e.secret), workers: w, dur: o.duration, op: papOp(e.users)}, bridge.PID())
 		stopProfile()
 		if fr != nil {
 			b.progress("W=%d: FreeRADIUS PAP+LDAP", w)
-			r.fr[w] = b.step(ctx, runOpts{local: "127.0.0.1", server: fr.Addr, secret: []byte(e.secret), workers: w, dur: o.duration, op: papOp(e.users)})
+			r.fr[w] = b.step(ctx, runOpts{local: "127.0.0.1", server: fr.Addr, secret: []byte(e.secret), workers: w, dur: o.duration, op: papOp(e.users)}, fr.PID())
 		}
 		b.progress("W=%d: slapd %.0f binds/s, %.0f search+bind/s; mfabridge %.0f/s; FreeRADIUS %s", w,
 			r.bindCeil[w].rate(), r.sbCeil[w].rate(), r.bridge[w].rate(), rateOrDash(r.fr[w]))
@@ -352,23 +374,23 @@ func (b *bench) papPhase(ctx context.Context) {
 	peak := r.bridge[o.flowW]
 	if peak == nil {
 		b.progress("W=%d: mfabridge PAP+LDAP peak", o.flowW)
-		peak = b.step(ctx, runOpts{local: "127.0.0.1", server: bridge.Radius, secret: []byte(e.secret), workers: o.flowW, dur: o.duration, op: papOp(e.users)})
+		peak = b.step(ctx, runOpts{local: "127.0.0.1", server: bridge.Radius, secret: []byte(e.secret), workers: o.flowW, dur: o.duration, op: papOp(e.users)}, bridge.PID())
 		r.bridge[o.flowW] = peak
 	}
 	r.halfRate = peak.rate() / 2
 	if r.halfRate >= 1 {
 		b.progress("W=%d: mfabridge open loop at %.0f requests/s (half of the peak)", o.flowW, r.halfRate)
-		r.half = run(ctx, runOpts{local: "127.0.0.1", server: bridge.Radius, secret: []byte(e.secret), workers: o.flowW, dur: o.duration, rate: r.halfRate, op: papOp(e.users)})
+		r.half = b.measure(ctx, runOpts{local: "127.0.0.1", server: bridge.Radius, secret: []byte(e.secret), workers: o.flowW, dur: o.duration, rate: r.halfRate, op: papOp(e.users)}, bridge.PID())
 		if fr != nil {
 			b.progress("W=%d: FreeRADIUS open loop at %.0f requests/s", o.flowW, r.halfRate)
-			r.frHalf = run(ctx, runOpts{local: "127.0.0.1", server: fr.Addr, secret: []byte(e.secret), workers: o.flowW, dur: o.duration, rate: r.halfRate, op: papOp(e.users)})
+			r.frHalf = b.measure(ctx, runOpts{local: "127.0.0.1", server: fr.Addr, secret: []byte(e.secret), workers: o.flowW, dur: o.duration, rate: r.halfRate, op: papOp(e.users)}, fr.PID())
 		}
 		// The floor of the setup: the same pacing with Status-Server,
 		// which touches no directory.
 		b.progress("W=%d: mfabridge Status-Server open loop at %.0f requests/s", o.flowW, r.halfRate)
-		r.statusHalf = run(ctx, runOpts{local: "127.0.0.1", server: bridge.Radius, secret: []byte(e.secret), workers: o.flowW, dur: o.duration, rate: r.halfRate, op: statusOp()})
+		r.statusHalf = b.measure(ctx, runOpts{local: "127.0.0.1", server: bridge.Radius, secret: []byte(e.secret), workers: o.flowW, dur: o.duration, rate: r.halfRate, op: statusOp()}, bridge.PID())
 		b.progress("slapd search+bind open loop at %.0f logins/s on %d connection pairs", r.halfRate, o.pool)
-		r.sbHalf = ldapCeiling(ctx, e.slapd.URL, e.users, o.pool, o.duration, true, r.halfRate)
+		r.sbHalf = b.ceiling(ctx, o.pool, true, r.halfRate)
 	}
 	if fr != nil {
 		if fr.Exited() {
@@ -378,7 +400,7 @@ func (b *bench) papPhase(ctx context.Context) {
 		fr.Stop()
 	}
 	b.progress("W=%d: mfabridge Status-Server", o.flowW)
-	r.status = b.step(ctx, runOpts{local: "127.0.0.1", server: bridge.Radius, secret: []byte(e.secret), workers: o.flowW, dur: o.duration, op: statusOp()})
+	r.status = b.step(ctx, runOpts{local: "127.0.0.1", server: bridge.Radius, secret: []byte(e.secret), workers: o.flowW, dur: o.duration, op: statusOp()}, bridge.PID())
 	if bridge.Exited() {
 		b.fail("mfabridge (PAP) exited during the run:\n%s", bridge.Logs())
 	}
@@ -411,7 +433,7 @@ func (b *bench) papPhase(ctx context.Context) {
 			return
 		}
 		b.progress("W=%d: mfabridge PAP+LDAP with cache_ttl 30s", w)
-		r.cache[w] = b.step(ctx, runOpts{local: "127.0.0.1", server: cb.Radius, secret: []byte(e.secret), workers: w, dur: o.duration, op: papOp(e.users)})
+		r.cache[w] = b.step(ctx, runOpts{local: "127.0.0.1", server: cb.Radius, secret: []byte(e.secret), workers: w, dur: o.duration, op: papOp(e.users)}, cb.PID())
 	}
 	if cb.Exited() {
 		b.fail("mfabridge (cache_ttl 30s) exited during the run:\n%s", cb.Logs())
@@ -455,7 +477,7 @@ func (b *bench) codePhase(ctx context.Context) {
 	w := o.flowW
 	b.progress("W=%d: mfabridge PAP+LDAP on the code users (reference for the flows)", w)
 	stopProfile := b.cpuProfile(fb.Admin, "pap-ref", o.warmup+o.duration)
-	r.papRef = b.step(ctx, runOpts{local: "127.0.0.1", server: fb.Radius, secret: secret, workers: w, dur: o.duration, op: papOp(e.codeUsers)})
+	r.papRef = b.step(ctx, runOpts{local: "127.0.0.1", server: fb.Radius, secret: secret, workers: w, dur: o.duration, op: papOp(e.codeUsers)}, fb.PID())
 	stopProfile()
 	// One allocator for both: a user's time step is used once in all.
 	// With few users (--quick) each flow gets its own half instead, so
@@ -474,11 +496,11 @@ func (b *bench) codePhase(ctx context.Context) {
 	r.flowUsers = len(chUsers)
 	b.progress("W=%d: mfabridge TOTP challenge flows", w)
 	stopProfile = b.cpuProfile(fb.Admin, "challenge", o.duration)
-	r.challenge = run(ctx, runOpts{local: "127.0.0.2", server: fb.Radius, secret: secret, workers: w, dur: o.duration, op: challengeOp(chUsers, chAlloc)})
+	r.challenge = b.measure(ctx, runOpts{local: "127.0.0.2", server: fb.Radius, secret: secret, workers: w, dur: o.duration, op: challengeOp(chUsers, chAlloc)}, fb.PID())
 	stopProfile()
 	b.progress("W=%d: mfabridge append-mode logins", w)
 	stopProfile = b.cpuProfile(fb.Admin, "append", o.duration)
-	r.appendM = run(ctx, runOpts{local: "127.0.0.3", server: fb.Radius, secret: secret, workers: w, dur: o.duration, op: appendOp(apUsers, apAlloc)})
+	r.appendM = b.measure(ctx, runOpts{local: "127.0.0.3", server: fb.Radius, secret: secret, workers: w, dur: o.duration, op: appendOp(apUsers, apAlloc)}, fb.PID())
 	stopProfile()
 	if fb.Exited() {
 		b.fail("mfabridge (flows) exited during the run:\n%s", fb.Logs())

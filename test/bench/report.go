@@ -269,6 +269,35 @@ func (b *bench) print(out io.Writer) {
 		p("| %s | %s | %s | %s | %s | %s | %s | %s |", x.what, x.w, x.result, x.p50, x.p99, x.replies, x.target, x.verdict)
 	}
 	p("")
+	p("CPU time per successful operation while each step was measured (user + system, from /proc/PID/stat and getrusage; the load generator is this program: RADIUS clients, or go-ldap for the ceilings), and how busy that kept the %d cores:", cpus)
+	p("")
+	p("| measurement | W | RADIUS server | slapd | load generator | all | cores busy |")
+	p("|---|---:|---:|---:|---:|---:|---:|")
+	cpuRows := []string{}
+	add := func(what string, w int, s *stats) {
+		if x := cpuRow(what, w, s, cpus); x != "" {
+			cpuRows = append(cpuRows, x)
+		}
+	}
+	for _, w := range o.concurrency {
+		add("slapd ceiling: simple binds", w, r.bindCeil[w])
+		add("slapd ceiling: search + bind", w, r.sbCeil[w])
+		add("FreeRADIUS: PAP", w, r.fr[w])
+		add("mfabridge: PAP", w, r.bridge[w])
+		add("mfabridge with cache_ttl: PAP", w, r.cache[w])
+	}
+	add("mfabridge at half of its peak", o.flowW, r.half)
+	add("FreeRADIUS at the same offered load", o.flowW, r.frHalf)
+	add("mfabridge Status-Server at the same offered load", o.flowW, r.statusHalf)
+	add("slapd search+bind at the same offered load", o.pool, r.sbHalf)
+	add("mfabridge: Status-Server", o.flowW, r.status)
+	add("mfabridge: PAP on the TOTP users with the store", o.flowW, r.papRef)
+	add("mfabridge: full TOTP challenge flow", o.flowW, r.challenge)
+	add("mfabridge: append-mode login", o.flowW, r.appendM)
+	for _, x := range cpuRows {
+		p("%s", x)
+	}
+	p("")
 	p("A: Access-Accept, R: Access-Reject, C: Access-Challenge. Benchmark figures from one run, not timed tests; PASS/MISS compares them with the targets of the benchmark issue.")
 	if r.cacheNote != "" {
 		p("ldap.cache_ttl: %s", r.cacheNote)

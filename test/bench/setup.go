@@ -129,6 +129,7 @@ func (e *env) writeBridgeConfig(c bridgeConf) (string, error) {
 type runningBridge struct {
 	*harness.Bridge
 	Radius, Admin string
+	log           *os.File
 }
 
 // startBridge writes c, starts the bridge and checks with radclient that
@@ -147,11 +148,18 @@ func (e *env) startBridge(ctx context.Context, c bridgeConf, check []benchUser) 
 	if err != nil {
 		return nil, err
 	}
-	b, err := harness.StartBridge(e.bin, path)
+	// Its operational log (and the runtime's, with GODEBUG=gctrace=1 in
+	// the environment) is kept beside its configuration: see --keep.
+	logf, err := os.Create(filepath.Join(e.dir, "mfabridge-"+c.Name+".log"))
 	if err != nil {
 		return nil, err
 	}
-	rb := &runningBridge{Bridge: b, Radius: c.Radius, Admin: c.Admin}
+	b, err := harness.StartBridgeTee(e.bin, path, logf)
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	rb := &runningBridge{Bridge: b, Radius: c.Radius, Admin: c.Admin, log: logf}
 	if len(check) > 0 {
 		if err := radclientCheck(ctx, "mfabridge", rb.Radius, e.secret, check[0]); err != nil {
 			rb.stop()
@@ -162,12 +170,15 @@ func (e *env) startBridge(ctx context.Context, c bridgeConf, check []benchUser) 
 }
 
 func (b *runningBridge) stop() {
-	if b == nil || b.Exited() {
+	if b == nil {
 		return
 	}
-	if code, err := b.Stop(); err != nil || code != 0 {
-		warn("mfabridge exit status %d after SIGTERM (%v)", code, err)
+	if !b.Exited() {
+		if code, err := b.Stop(); err != nil || code != 0 {
+			warn("mfabridge exit status %d after SIGTERM (%v)", code, err)
+		}
 	}
+	b.log.Close()
 }
 
 // radclientCheck has radclient (which signs with Message-Authenticator

@@ -133,6 +133,9 @@ func (b *Bridge) Stdout() string {
 	return b.stdout.String()
 }
 
+// PID is the process id.
+func (b *Bridge) PID() int { return b.cmd.Process.Pid }
+
 // Signal sends sig to the process.
 func (b *Bridge) Signal(sig os.Signal) error { return b.cmd.Process.Signal(sig) }
 
