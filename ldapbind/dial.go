@@ -90,7 +90,7 @@ func (d *Directory) dial(ctx context.Context, service bool) (*conn, error) {
 	}
 	var errs []error
 	for _, s := range order {
-		lc, err := d.dialServer(ctx, s)
+		lc, raw, err := d.dialServer(ctx, s)
 		if err == nil && service && d.cfg.BindDN != "" {
 			if err = lc.Bind(d.cfg.BindDN, d.cfg.BindPassword.Value()); err != nil {
 				lc.Close()
@@ -110,47 +110,48 @@ func (d *Directory) dial(ctx context.Context, service bool) (*conn, error) {
 			}
 			continue
 		}
+		if err := raw.SetDeadline(time.Time{}); err != nil {
+			lc.Close()
+			return nil, err
+		}
 		s.succeeded()
-		return &conn{Conn: lc, server: s, lastUsed: d.now()}, nil
+		return &conn{Conn: lc, raw: raw, timeout: d.cfg.Timeout, server: s, lastUsed: d.now()}, nil
 	}
 	return nil, fmt.Errorf("ldapbind: no directory server reachable: %w", errors.Join(errs...))
 }
 
 // dialServer opens one connection with every step under the timeout:
 // go-ldap's StartTLS has no deadline of its own, so the whole set-up runs
-// under a deadline on the TCP connection, cleared once it is done.
-func (d *Directory) dialServer(ctx context.Context, s *server) (*ldap.Conn, error) {
+// under a deadline on the TCP connection, which the caller clears once
+// the service account has bound. The connection has no go-ldap request
+// timeout: each request runs under a deadline of its own (conn.do).
+func (d *Directory) dialServer(ctx context.Context, s *server) (*ldap.Conn, net.Conn, error) {
 	timeout := d.cfg.Timeout
 	dl := net.Dialer{Timeout: timeout}
 	raw, err := dl.DialContext(ctx, "tcp", s.hostport)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := raw.SetDeadline(d.now().Add(timeout)); err != nil {
 		raw.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	var nc net.Conn = raw
 	if s.ldaps {
 		tc := tls.Client(raw, s.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			raw.Close()
-			return nil, fmt.Errorf("TLS: %w", err)
+			return nil, nil, fmt.Errorf("TLS: %w", err)
 		}
 		nc = tc
 	}
 	lc := ldap.NewConn(nc, s.ldaps)
 	lc.Start()
-	lc.SetTimeout(timeout)
 	if d.cfg.StartTLS {
 		if err := lc.StartTLS(s.tls); err != nil {
 			lc.Close()
-			return nil, fmt.Errorf("StartTLS: %w", err)
+			return nil, nil, fmt.Errorf("StartTLS: %w", err)
 		}
 	}
-	if err := raw.SetDeadline(time.Time{}); err != nil {
-		lc.Close()
-		return nil, err
-	}
-	return lc, nil
+	return lc, raw, nil
 }

@@ -78,7 +78,7 @@ func New(cfg config.LDAP, o Options) (*Directory, error) {
 	if len(d.servers) == 0 {
 		return nil, errors.New("ldapbind: no ldap.urls")
 	}
-	probe := func(c *conn) error { _, err := c.WhoAmI(nil); return err }
+	probe := func(c *conn) error { return c.do(func() error { _, err := c.WhoAmI(nil); return err }) }
 	d.search = newPool("search", cfg.PoolSize, cfg.Timeout, o.IdleCheck, o.Now,
 		func(ctx context.Context) (*conn, error) { return d.dial(ctx, true) }, probe)
 	d.bind = newPool("bind", cfg.PoolSize, cfg.Timeout, o.IdleCheck, o.Now,
@@ -101,7 +101,7 @@ func (d *Directory) with(ctx context.Context, p *pool, f func(*conn) error) erro
 		if err != nil {
 			return factors.Unavailable("ldapbind: "+p.name+" connection", err)
 		}
-		err = f(c)
+		err = c.do(func() error { return f(c) })
 		broken := err != nil && isNetwork(err)
 		p.put(c, broken)
 		// A connection the server closed while idle is worth one retry; a

@@ -3,6 +3,7 @@ package ldapbind
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"time"
 
@@ -12,8 +13,42 @@ import (
 // conn is one pooled connection.
 type conn struct {
 	*ldap.Conn
+	raw      net.Conn // the TCP connection under go-ldap (and TLS)
+	timeout  time.Duration
 	server   *server
 	lastUsed time.Time
+}
+
+// errTimedOut is what a request that missed its deadline returns.
+var errTimedOut = ldap.NewError(ldap.ErrorNetwork, errors.New("ldap: no answer in time: request timed out"))
+
+// do runs one request of f under a deadline on the socket. go-ldap's own
+// request timeout would cost a goroutine and a timer per request; the
+// deadline costs neither. A request that misses it breaks the connection
+// (go-ldap's reader fails and closes it), and the pool throws it away: a
+// server too slow to answer is not trusted with the next request either.
+func (c *conn) do(f func() error) error {
+	deadline := time.Now().Add(c.timeout)
+	if err := c.raw.SetDeadline(deadline); err != nil {
+		return ldap.NewError(ldap.ErrorNetwork, err)
+	}
+	err := f()
+	if err != nil && c.IsClosing() {
+		if !time.Now().Before(deadline) {
+			return errTimedOut
+		}
+		// The server went away mid-request: whatever go-ldap made of it,
+		// it is a network error, never an answer about the password.
+		var le *ldap.Error
+		if !errors.As(err, &le) || le.ResultCode != ldap.ErrorNetwork {
+			return ldap.NewError(ldap.ErrorNetwork, err)
+		}
+		return err
+	}
+	if derr := c.raw.SetDeadline(time.Time{}); derr != nil && err == nil {
+		return ldap.NewError(ldap.ErrorNetwork, derr)
+	}
+	return err
 }
 
 // pool bounds the connections of one kind. A connection is used by one

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/mfabridge/mfabridge/factors"
 )
 
 // pipeDialer dials go-ldap connections over net.Pipe; nothing answers on
@@ -35,7 +37,7 @@ func (d *pipeDialer) dial(ctx context.Context) (*conn, error) {
 	lc := ldap.NewConn(client, false)
 	lc.SetTimeout(time.Second)
 	lc.Start()
-	c := &conn{Conn: lc, lastUsed: d.now()}
+	c := &conn{Conn: lc, raw: client, timeout: time.Second, lastUsed: d.now()}
 	d.mu.Lock()
 	d.peers = append(d.peers, server)
 	d.dialed = append(d.dialed, c)
@@ -258,5 +260,55 @@ func TestPoolClose(t *testing.T) {
 	}
 	if _, _, inUse := p.Stats(); inUse != 0 {
 		t.Errorf("%d slots still held", inUse)
+	}
+}
+
+// TestRequestDeadline: a request the server never answers ends at the
+// connection's timeout as a network timeout (no retry, never a verdict on
+// the password), and the connection is broken; a server that hangs up
+// mid-request gives a network error.
+func TestRequestDeadline(t *testing.T) {
+	dial := func(t *testing.T) (*conn, net.Conn) {
+		client, server := net.Pipe()
+		lc := ldap.NewConn(client, false)
+		lc.Start()
+		t.Cleanup(func() { lc.Close(); server.Close() })
+		// Read and discard what the client sends, answering nothing.
+		go func() {
+			b := make([]byte, 4096)
+			for {
+				if _, err := server.Read(b); err != nil {
+					return
+				}
+			}
+		}()
+		return &conn{Conn: lc, raw: client, timeout: 200 * time.Millisecond}, server
+	}
+
+	c, _ := dial(t)
+	start := time.Now()
+	err := c.do(func() error { return c.Bind("uid=alice,dc=example,dc=org", "secret") })
+	took := time.Since(start)
+	if !isTimeout(err) || !isNetwork(err) {
+		t.Fatalf("unanswered bind: %v (timeout %t, network %t)", err, isTimeout(err), isNetwork(err))
+	}
+	if took < 200*time.Millisecond || took > 2*time.Second {
+		t.Errorf("unanswered bind took %s, want about the 200ms timeout", took)
+	}
+	if !c.IsClosing() {
+		t.Error("the connection is still open after a missed deadline")
+	}
+	if be := bindError(err); !errors.Is(be, factors.ErrUnavailable) {
+		t.Errorf("bindError of a timeout = %v, want unavailable", be)
+	}
+
+	c, server := dial(t)
+	time.AfterFunc(50*time.Millisecond, func() { server.Close() })
+	err = c.do(func() error { return c.Bind("uid=alice,dc=example,dc=org", "secret") })
+	if !isNetwork(err) || isTimeout(err) {
+		t.Fatalf("bind on a connection the server closed: %v (network %t, timeout %t)", err, isNetwork(err), isTimeout(err))
+	}
+	if be := bindError(err); !errors.Is(be, factors.ErrUnavailable) {
+		t.Errorf("bindError of a dropped connection = %v, want unavailable", be)
 	}
 }

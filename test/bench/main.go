@@ -80,7 +80,7 @@ func parseFlags() (options, error) {
 	flag.IntVar(&o.sessions, "sessions", 100_000, "open challenge sessions for the memory measurement")
 	flag.StringVar(&conc, "concurrency", "8,32,128", "concurrent clients (comma-separated)")
 	flag.IntVar(&o.flowW, "flow-concurrency", 0, "concurrent clients for the code flows, Status-Server and the half-peak run (default: the highest --concurrency)")
-	flag.IntVar(&o.pool, "pool-size", 8, "the bridge's ldap.pool_size (it has two pools); FreeRADIUS gets twice as many connections")
+	flag.IntVar(&o.pool, "pool-size", 32, "the bridge's ldap.pool_size (it has two pools; 32 each, so that 128 clients do not queue for 8 connections); FreeRADIUS gets twice as many connections and threads")
 	flag.IntVar(&o.frThreads, "freeradius-threads", 0, "FreeRADIUS worker threads (default: twice --pool-size, one per LDAP connection)")
 	flag.BoolVar(&o.skipFR, "skip-freeradius", false, "do not start FreeRADIUS (its rows say so)")
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of the bridge during the PAP steps and the code flows into this directory (turns on server.pprof)")
@@ -380,7 +380,9 @@ func (b *bench) papPhase(ctx context.Context) {
 	r.halfRate = peak.rate() / 2
 	if r.halfRate >= 1 {
 		b.progress("W=%d: mfabridge open loop at %.0f requests/s (half of the peak)", o.flowW, r.halfRate)
+		stopProfile := b.cpuProfile(bridge.Admin, "half-peak", o.duration)
 		r.half = b.measure(ctx, runOpts{local: "127.0.0.1", server: bridge.Radius, secret: []byte(e.secret), workers: o.flowW, dur: o.duration, rate: r.halfRate, op: papOp(e.users)}, bridge.PID())
+		stopProfile()
 		if fr != nil {
 			b.progress("W=%d: FreeRADIUS open loop at %.0f requests/s", o.flowW, r.halfRate)
 			r.frHalf = b.measure(ctx, runOpts{local: "127.0.0.1", server: fr.Addr, secret: []byte(e.secret), workers: o.flowW, dur: o.duration, rate: r.halfRate, op: papOp(e.users)}, fr.PID())
