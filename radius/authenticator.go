@@ -73,8 +73,10 @@ func checkMessageAuthenticator(raw, secret []byte) (present bool, err error) {
 // Message-Authenticator first (the Blast-RADIUS guidance, CVE-2024-3596),
 // then p's attributes, then every Proxy-State of the request in order
 // (RFC 2865 §5.33); the HMAC is computed over that with the Request
-// Authenticator in place, then Encode computes the Response Authenticator.
-// p is not modified, so a cached response can be sealed again.
+// Authenticator in place and written into the attribute, then the
+// Response Authenticator, MD5(Code+Identifier+Length+Request
+// Authenticator+Attributes+secret) (RFC 2865 §3), over the same bytes.
+// p is not modified.
 func seal(p, req *radius.Packet) ([]byte, error) {
 	out := &radius.Packet{
 		Code:          p.Code,
@@ -99,10 +101,17 @@ func seal(p, req *radius.Packet) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The Message-Authenticator is the first attribute: type, length, then
+	// its 16 bytes from offset 22.
+	const maValue = 20 + 2
 	m := hmac.New(md5.New, req.Secret)
 	m.Write(b)
-	ma.Attribute = m.Sum(nil)
-	return out.Encode()
+	m.Sum(b[maValue:maValue])
+	h := md5.New()
+	h.Write(b)
+	h.Write(req.Secret)
+	h.Sum(b[4:4])
+	return b, nil
 }
 
 // Sign sets a Message-Authenticator on request p, which must already hold
