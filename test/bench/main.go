@@ -46,6 +46,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mfabridge/mfabridge/internal/heapfloor"
 	"github.com/mfabridge/mfabridge/test/harness"
 )
 
@@ -67,7 +68,15 @@ type options struct {
 	keep        bool
 }
 
-func main() { os.Exit(run0()) }
+func main() {
+	// The load generator allocates per request too; the same floor as the
+	// bridge's keeps its collections (and the jitter they add to every
+	// server's latencies) rare.
+	f := heapfloor.Start(64 << 20)
+	code := run0()
+	f.Stop()
+	os.Exit(code)
+}
 
 func parseFlags() (options, error) {
 	var o options
