@@ -128,24 +128,13 @@ func (c *replyCache) len() int {
 }
 
 // sealedWriter is a ResponseWriter that can send a reply already sealed
-// for its request. The server's writers and the wrappers of this package
-// implement it, so that a reply is sealed once, and the reply cache
-// resends the very bytes it kept.
+// for its request. Every writer on the handler chain implements it (the
+// server's UDP and RadSec writers, and the wrappers of this package), so
+// that a reply is sealed once and the reply cache resends the very bytes
+// it kept.
 type sealedWriter interface {
+	radius.ResponseWriter
 	writeSealed(b []byte) error
-}
-
-// writeSealed sends b through w, or, for a writer that cannot take
-// sealed bytes, parses b back into a packet for it.
-func writeSealed(w radius.ResponseWriter, b []byte, secret []byte) error {
-	if sw, ok := w.(sealedWriter); ok {
-		return sw.writeSealed(b)
-	}
-	p, err := radius.Parse(b, secret)
-	if err != nil {
-		return err
-	}
-	return w.Write(p)
 }
 
 // dedup answers retransmissions from the cache and absorbs copies that
@@ -162,11 +151,11 @@ func dedup(c *replyCache, m *Metrics) middleware {
 					m.Dropped.WithLabelValues(DropDuplicate).Inc()
 				case e.reply != nil:
 					m.Resent.WithLabelValues(info.client.Name).Inc()
-					writeSealed(w, e.reply, r.Secret)
+					w.(sealedWriter).writeSealed(e.reply)
 				}
 				return
 			}
-			cw := &cachingWriter{next: w, req: r.Packet, finish: func(b []byte) { c.finish(k, e.gen, b) }}
+			cw := &cachingWriter{next: w.(sealedWriter), req: r.Packet, finish: func(b []byte) { c.finish(k, e.gen, b) }}
 			defer func() {
 				if !cw.wrote {
 					c.finish(k, e.gen, nil)
@@ -181,7 +170,7 @@ func dedup(c *replyCache, m *Metrics) middleware {
 // it, so that a retransmission sent the moment the reply arrives already
 // finds it.
 type cachingWriter struct {
-	next   radius.ResponseWriter
+	next   sealedWriter
 	req    *radius.Packet
 	finish func([]byte)
 	wrote  bool
@@ -196,5 +185,5 @@ func (w *cachingWriter) Write(p *radius.Packet) error {
 		w.wrote = true
 		w.finish(b)
 	}
-	return writeSealed(w.next, b, w.req.Secret)
+	return w.next.writeSealed(b)
 }

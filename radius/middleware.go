@@ -34,7 +34,6 @@ type recorder struct {
 	radius.ResponseWriter
 	wrote bool
 	code  radius.Code
-	req   *radius.Packet
 }
 
 func (r *recorder) Write(p *radius.Packet) error {
@@ -44,7 +43,7 @@ func (r *recorder) Write(p *radius.Packet) error {
 
 func (r *recorder) writeSealed(b []byte) error {
 	r.wrote, r.code = true, radius.Code(b[0])
-	return writeSealed(r.ResponseWriter, b, r.req.Secret)
+	return r.ResponseWriter.(sealedWriter).writeSealed(b)
 }
 
 // observe counts requests and responses and logs each exchange at debug.
@@ -53,7 +52,7 @@ func observe(m *Metrics, log *slog.Logger, now func() time.Time) middleware {
 		return radius.HandlerFunc(func(w radius.ResponseWriter, r *radius.Request) {
 			info := infoFrom(r.Context())
 			m.Requests.WithLabelValues(info.client.Name, r.Code.String()).Inc()
-			rec := &recorder{ResponseWriter: w, req: r.Packet}
+			rec := &recorder{ResponseWriter: w}
 			next.ServeRADIUS(rec, r)
 			took := now().Sub(info.received)
 			m.Duration.WithLabelValues("total").Observe(took.Seconds())

@@ -178,7 +178,7 @@ func (s *Server) serveTLSConn(tc *tls.Conn, o RadSecOptions) {
 			return
 		}
 		pending.Add(1)
-		started := s.handle(raw, from, tc.LocalAddr(), tc.RemoteAddr(), client, func(req *radius.Packet) radius.ResponseWriter {
+		started := s.handle(raw, from, tc.LocalAddr(), tc.RemoteAddr(), client, func(req *radius.Packet) sealedWriter {
 			return &streamReply{w: w, req: req}
 		}, pending.Done)
 		if !started {

@@ -209,7 +209,7 @@ func (s *Server) dispatch(conn net.PacketConn, addr net.Addr, b []byte) {
 	}
 	raw := make([]byte, len(b))
 	copy(raw, b)
-	s.handle(raw, from, conn.LocalAddr(), addr, client, func(req *radius.Packet) radius.ResponseWriter {
+	s.handle(raw, from, conn.LocalAddr(), addr, client, func(req *radius.Packet) sealedWriter {
 		return &responseWriter{conn: conn, addr: addr, req: req}
 	}, nil)
 }
@@ -219,7 +219,7 @@ func (s *Server) dispatch(conn net.PacketConn, addr net.Addr, b []byte) {
 // writer that sends the answer. It reports whether it started a handler; done, when not nil, is called
 // when that handler returns.
 func (s *Server) handle(raw []byte, from netip.AddrPort, local, remote net.Addr, client *Client,
-	reply func(req *radius.Packet) radius.ResponseWriter, done func()) bool {
+	reply func(req *radius.Packet) sealedWriter, done func()) bool {
 	// The bound is taken before any parsing, so that a flood costs as
 	// little as possible once its client has work enough in hand.
 	sem := s.semaphore(client.Name)
