@@ -143,6 +143,14 @@ type Enrolment struct {
 	LockoutEpoch int64
 }
 
+// Clone returns a copy of e whose credentials can be changed without
+// changing e's (the secrets are shared: nothing writes to them).
+func (e *Enrolment) Clone() *Enrolment {
+	c := *e
+	c.Credentials = append([]Credential(nil), e.Credentials...)
+	return &c
+}
+
 // Credential returns the user's active credential for m.
 func (e *Enrolment) Credential(m Method) (Credential, bool) {
 	if e == nil {

@@ -9,7 +9,9 @@
 // leaves a half-written credential). Secrets are sealed with AES-256-GCM
 // under store.key, bound to their user and method; a missing or wrong key
 // is an error, never a new empty store. The SQL is plain database/sql so
-// that a PostgreSQL backend can share the schema.
+// that a PostgreSQL backend can share the schema. Lookups are cached
+// until the next commit by anyone (cache.go), so a challenge's second
+// round trip does not read the file again.
 //
 // It must not import radius, ldapbind or the factor packages.
 package store
@@ -52,6 +54,8 @@ type Store struct {
 
 	// readUser is the one query of the login path, prepared once.
 	readUser *sql.Stmt
+	// cache keeps what readUser read until the file changes.
+	cache *cache
 
 	// used collects last-use times, written in one transaction every
 	// usedFlush (a login should not wait for a disk write to record a
@@ -112,9 +116,10 @@ func Open(path string, key []byte) (*Store, error) {
 	}
 	// Connections are kept: a new one costs its pragmas, its prepared
 	// statement and a cold page cache, which under concurrent logins (the
-	// default keeps two idle) was most of the cost of a read.
-	db.SetMaxOpenConns(8)
-	db.SetMaxIdleConns(8)
+	// default keeps two idle) was most of the cost of a read. The
+	// ninth is the cache's, held so that the wal-index stays.
+	db.SetMaxOpenConns(9)
+	db.SetMaxIdleConns(9)
 	s := &Store{db: db, aead: aead, now: time.Now, path: path, used: map[usedKey]int64{},
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	if err := s.init(context.Background()); err != nil {
@@ -132,6 +137,7 @@ func Open(path string, key []byte) (*Store, error) {
 		db.Close()
 		return nil, s.openError(err)
 	}
+	s.cache = openCache(context.Background(), db, path)
 	go s.flusher()
 	return s, nil
 }
@@ -140,7 +146,10 @@ func Open(path string, key []byte) (*Store, error) {
 func (s *Store) Close() error {
 	s.closeMu.Do(func() { close(s.stop) })
 	<-s.stopped
-	return s.db.Close()
+	s.cache.close()
+	err := s.db.Close()
+	s.cache.closeWAL()
+	return err
 }
 
 func (s *Store) flusher() {
@@ -343,7 +352,23 @@ func aad(user, method string) []byte { return []byte(user + "\x00" + method) }
 
 // Enrolment returns the user's credentials (pending ones included) and
 // lockout epoch; a user with nothing enrolled gets an empty Enrolment.
+// What was read since the file last changed comes from the cache (see
+// cache); anything else from the file. The result is the caller's own.
 func (s *Store) Enrolment(ctx context.Context, user string) (*factors.Enrolment, error) {
+	gen, cached := s.cache.current()
+	if cached {
+		if e, ok := s.cache.get(user); ok {
+			return e, nil
+		}
+	}
+	e, err := s.read(ctx, user)
+	if err == nil && cached {
+		s.cache.put(user, gen, e)
+	}
+	return e, err
+}
+
+func (s *Store) read(ctx context.Context, user string) (*factors.Enrolment, error) {
 	e := &factors.Enrolment{}
 	rows, err := s.readUser.QueryContext(ctx, user)
 	if err != nil {

@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"sync"
+
+	"github.com/mfabridge/mfabridge/factors"
+)
+
+// cacheSize bounds the enrolments kept: past it the cache starts afresh.
+// A challenge's second round trip follows its first within seconds, and
+// that is the read the cache is for.
+const cacheSize = 8192
+
+// cache keeps the enrolments read since the file last changed, so that a
+// challenge reads a user's row once, not once per round trip.
+//
+// It is exact, never a few seconds stale: every lookup first reads the
+// wal-index header, which SQLite rewrites on every commit by any
+// connection in any process (the enrol command, or this one advancing a
+// counter or recording uses), and a header unlike the last one seen
+// empties the cache. Reading it is a few loads from shared memory; asking
+// SQLite (PRAGMA data_version) costs a read transaction, half a lookup.
+// Entries hold opened secrets, which the process can open at will with
+// store.key anyway.
+type cache struct {
+	mu   sync.Mutex
+	wal  *walIndex // nil: no caching
+	conn *sql.Conn // held open, so that SQLite keeps the -shm file
+	seen header    // the header when the entries were read
+	gen  uint64    // counts the times the entries were emptied
+	// entries are the enrolments read since seen.
+	entries map[string]*factors.Enrolment
+}
+
+// openCache maps the wal-index of the database at path. When it cannot,
+// the store works without a cache.
+func openCache(ctx context.Context, db *sql.DB, path string) *cache {
+	c := &cache{entries: map[string]*factors.Enrolment{}}
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return c
+	}
+	// A read makes this connection open the wal-index, creating it if
+	// need be; while any connection of this process holds it open,
+	// SQLite never deletes it.
+	var n int
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM meta`).Scan(&n); err != nil {
+		conn.Close()
+		return c
+	}
+	wal, err := openWALIndex(path)
+	if err != nil {
+		conn.Close()
+		return c
+	}
+	c.wal, c.conn = wal, conn
+	return c
+}
+
+// current reads the header, empties the cache if the file changed since
+// the entries were read, and returns the generation to store new entries
+// under. ok is false when there is no cache or a commit is being written
+// this very moment: the caller reads the file and stores nothing.
+func (c *cache) current() (gen uint64, ok bool) {
+	if c.wal == nil {
+		return 0, false
+	}
+	h, ok := c.wal.header()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !ok || h != c.seen {
+		c.seen = h
+		clear(c.entries)
+		c.gen++
+	}
+	return c.gen, ok
+}
+
+// get returns a copy of user's entry.
+func (c *cache) get(user string) (*factors.Enrolment, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[user]
+	if !ok {
+		return nil, false
+	}
+	return e.Clone(), true
+}
+
+// put stores a copy of e, read after current returned gen, unless the
+// file changed since (an entry read before a change must not outlive
+// it). The read may have seen a commit newer than gen; the next lookup
+// then finds a new header and empties the cache, so that is safe.
+func (c *cache) put(user string, gen uint64, e *factors.Enrolment) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
+	}
+	if len(c.entries) >= cacheSize {
+		clear(c.entries)
+	}
+	c.entries[user] = e.Clone()
+}
+
+// close ends the cache; the wal-index is closed only after the database
+// (see walIndex.close), by closeWAL.
+func (c *cache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		c.conn.Close()
+	}
+	clear(c.entries)
+	c.gen++
+}
+
+func (c *cache) closeWAL() {
+	if c.wal != nil {
+		c.wal.close()
+		c.wal = nil
+	}
+}
