@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -319,6 +320,8 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 			g.voice.Webhook(g.twilio, log.With("component", "twilio")).ServeHTTP(w, r)
 		}))
 		if cfg.Server.Pprof {
+			// One contended lock in 100 is recorded, for /debug/pprof/mutex.
+			runtime.SetMutexProfileFraction(100)
 			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 			mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)

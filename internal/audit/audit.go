@@ -5,6 +5,7 @@
 package audit
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"sync"
@@ -42,18 +43,29 @@ type Cert struct {
 }
 
 // Log writes records as JSON lines. It is safe for concurrent use.
+//
+// Write returns once its record has been written to w, as one whole line.
+// Records that arrive while a write is under way are gathered and written
+// together by the next: under load one write call carries several
+// records, and no request waits behind another's encoding.
 type Log struct {
-	mu  sync.Mutex
-	enc *json.Encoder
-	w   io.Writer
-	err error
+	w io.Writer
+
+	mu      sync.Mutex
+	idle    *sync.Cond // signalled when a write ends
+	pending []byte     // encoded records waiting for the next write
+	spare   []byte     // the last write's buffer, for reuse
+	writing bool       // a write is under way (mu not held during it)
+	next    uint64     // the number of the write pending will go out in
+	done    uint64     // the number of the last write finished
+	err     error
 }
 
 // New returns a Log writing to w.
 func New(w io.Writer) *Log {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	return &Log{enc: enc, w: w}
+	l := &Log{w: w, next: 1}
+	l.idle = sync.NewCond(&l.mu)
+	return l
 }
 
 // Write records r; the first write error is kept and returned by Err.
@@ -61,9 +73,52 @@ func (l *Log) Write(r Record) {
 	if l == nil {
 		return
 	}
+	line, err := marshal(r)
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.enc.Encode(r); err != nil && l.err == nil {
+	if err != nil {
+		l.keep(err)
+		return
+	}
+	l.pending = append(l.pending, line...)
+	mine := l.next
+	for l.done < mine {
+		if l.writing {
+			l.idle.Wait()
+			continue
+		}
+		// Write everything pending, this record included.
+		buf, n := l.pending, l.next
+		l.pending, l.spare = l.spare[:0], nil
+		l.next++
+		l.writing = true
+		l.mu.Unlock()
+		_, err := l.w.Write(buf)
+		l.mu.Lock()
+		l.writing, l.done = false, n
+		l.keep(err)
+		if cap(buf) <= maxSpare {
+			l.spare = buf
+		}
+		l.idle.Broadcast()
+	}
+}
+
+// maxSpare bounds the buffer kept between writes.
+const maxSpare = 64 << 10
+
+func marshal(r Record) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+func (l *Log) keep(err error) {
+	if err != nil && l.err == nil {
 		l.err = err
 	}
 }

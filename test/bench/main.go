@@ -43,6 +43,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -675,28 +676,32 @@ func shuffled(users []benchUser) []benchUser {
 }
 
 // cpuProfile starts fetching a CPU profile of the bridge for d into
-// --profile; the returned function waits for it.
+// --profile, and the contended locks over the same time (NAME-mutex); the
+// returned function waits for both.
 func (b *bench) cpuProfile(admin, name string, d time.Duration) func() {
 	if b.o.profile == "" {
 		return func() {}
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		secs := int(d.Round(time.Second).Seconds())
-		resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs))
-		if err != nil {
-			b.progress("profile %s: %v", name, err)
-			return
-		}
-		defer resp.Body.Close()
-		f, err := os.Create(filepath.Join(b.o.profile, name+".pprof"))
-		if err != nil {
-			b.progress("profile %s: %v", name, err)
-			return
-		}
-		defer f.Close()
-		io.Copy(f, resp.Body)
-	}()
-	return func() { <-done }
+	secs := int(d.Round(time.Second).Seconds())
+	var wg sync.WaitGroup
+	for kind, file := range map[string]string{"profile": name, "mutex": name + "-mutex"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/%s?seconds=%d", admin, kind, secs))
+			if err != nil {
+				b.progress("profile %s: %v", file, err)
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(filepath.Join(b.o.profile, file+".pprof"))
+			if err != nil {
+				b.progress("profile %s: %v", file, err)
+				return
+			}
+			defer f.Close()
+			io.Copy(f, resp.Body)
+		}()
+	}
+	return wg.Wait
 }
