@@ -88,14 +88,12 @@ func newPool(name string, size int, wait, idleCheck time.Duration, now func() ti
 // reused tells the caller whether a network error may just mean the
 // server closed an idle connection, so that one retry is worth it.
 func (p *pool) get(ctx context.Context) (c *conn, reused bool, err error) {
-	t := time.NewTimer(p.wait)
-	defer t.Stop()
 	select {
-	case p.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, false, ctx.Err()
-	case <-t.C:
-		return nil, false, errPoolBusy
+	case p.slots <- struct{}{}: // a free slot: no timer needed
+	default:
+		if err := p.waitSlot(ctx); err != nil {
+			return nil, false, err
+		}
 	}
 	for {
 		p.mu.Lock()
@@ -135,6 +133,20 @@ func (p *pool) get(ctx context.Context) (c *conn, reused bool, err error) {
 	}
 	p.count(func(s *poolStats) { s.Dials++ })
 	return c, false, nil
+}
+
+// waitSlot waits for a free slot, at most p.wait.
+func (p *pool) waitSlot(ctx context.Context) error {
+	t := time.NewTimer(p.wait)
+	defer t.Stop()
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return errPoolBusy
+	}
 }
 
 // put returns c to the pool, or closes it when broken.

@@ -5,8 +5,6 @@
 package audit
 
 import (
-	"bytes"
-	"encoding/json"
 	"io"
 	"sync"
 	"time"
@@ -73,13 +71,9 @@ func (l *Log) Write(r Record) {
 	if l == nil {
 		return
 	}
-	line, err := marshal(r)
+	line := r.appendJSON(make([]byte, 0, 256))
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err != nil {
-		l.keep(err)
-		return
-	}
 	l.pending = append(l.pending, line...)
 	mine := l.next
 	for l.done < mine {
@@ -106,16 +100,6 @@ func (l *Log) Write(r Record) {
 
 // maxSpare bounds the buffer kept between writes.
 const maxSpare = 64 << 10
-
-func marshal(r Record) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
-		return nil, err
-	}
-	return b.Bytes(), nil
-}
 
 func (l *Log) keep(err error) {
 	if err != nil && l.err == nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"testing"
 	"time"
@@ -116,3 +117,55 @@ func BenchmarkWrite(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// reference is what encoding/json writes for r.
+func reference(t testing.TB, r Record) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestAppendJSONIsEncodingJSON(t *testing.T) {
+	at := time.Date(2026, 11, 27, 2, 39, 45, 980_000_000, time.UTC)
+	strs := []string{"", "alice", `quote " and \ backslash`, "<html> & co", "tab\tnew\nline\rcr\bbs\fff",
+		"\x00\x01\x1f\x7f", "é ü 漢字 🙂", "bad \xff\xfe utf-8 \xc3", "line\u2028sep\u2029para", "CN=Alice,O=NHS/emailAddress=a@b"}
+	floats := []float64{0, 1.2, 0.0004, 1e-7, 123456.789, 1e21, 2.5e-9, -3}
+	for i, s := range strs {
+		r := Record{Time: at.Add(time.Duration(i) * time.Millisecond), Client: s, ClientAddress: "192.0.2.10", User: s,
+			CallingStation: s, Outcome: Reject, Reason: "bad_credentials", Policy: s, Factor: s, LatencyMS: floats[i%len(floats)]}
+		if i%2 == 0 {
+			r.Cert = &Cert{Subject: s, Serial: "01:02", Issuer: s, SHA256: "ab"}
+		}
+		if got, want := string(r.appendJSON(nil)), reference(t, r); got != want {
+			t.Errorf("record %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+	for _, f := range floats {
+		r := Record{Time: at, LatencyMS: f}
+		if got, want := string(r.appendJSON(nil)), reference(t, r); got != want {
+			t.Errorf("latency %g:\n got %s\nwant %s", f, got, want)
+		}
+	}
+}
+
+func FuzzAppendJSON(f *testing.F) {
+	f.Add("alice", "vpn", "10.0.0.1", 1.25, int64(0))
+	f.Add("bad \xff", "\u2028", "\x00", 1e-9, int64(1700000000123456789))
+	f.Fuzz(func(t *testing.T, user, client, station string, latency float64, nanos int64) {
+		if math.IsNaN(latency) || math.IsInf(latency, 0) {
+			return // encoding/json refuses them
+		}
+		at := time.Unix(0, nanos).UTC()
+		if at.Year() < 0 || at.Year() > 9999 {
+			return // likewise
+		}
+		r := Record{Time: at, Client: client, User: user, CallingStation: station, Outcome: Accept, Reason: user, LatencyMS: latency}
+		if got, want := string(r.appendJSON(nil)), reference(t, r); got != want {
+			t.Errorf("\n got %s\nwant %s", got, want)
+		}
+	})
+}

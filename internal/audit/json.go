@@ -1,0 +1,131 @@
+package audit
+
+import (
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// appendJSON appends r as encoding/json writes it (HTML characters left
+// as they are) and a newline. Written out because it runs for every
+// request, and reflection made it the audit log's largest cost; the
+// tests hold it to encoding/json's output.
+func (r *Record) appendJSON(b []byte) []byte {
+	b = append(b, `{"time":"`...)
+	b = r.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","client":`...)
+	b = appendString(b, r.Client)
+	b = append(b, `,"client_addr":`...)
+	b = appendString(b, r.ClientAddress)
+	b = append(b, `,"user":`...)
+	b = appendString(b, r.User)
+	if r.CallingStation != "" {
+		b = append(b, `,"calling_station":`...)
+		b = appendString(b, r.CallingStation)
+	}
+	b = append(b, `,"outcome":`...)
+	b = appendString(b, r.Outcome)
+	b = append(b, `,"reason":`...)
+	b = appendString(b, r.Reason)
+	if r.Policy != "" {
+		b = append(b, `,"policy":`...)
+		b = appendString(b, r.Policy)
+	}
+	if r.Factor != "" {
+		b = append(b, `,"factor":`...)
+		b = appendString(b, r.Factor)
+	}
+	if c := r.Cert; c != nil {
+		b = append(b, `,"cert":{"subject":`...)
+		b = appendString(b, c.Subject)
+		b = append(b, `,"serial":`...)
+		b = appendString(b, c.Serial)
+		b = append(b, `,"issuer":`...)
+		b = appendString(b, c.Issuer)
+		b = append(b, `,"sha256":`...)
+		b = appendString(b, c.SHA256)
+		b = append(b, '}')
+	}
+	b = append(b, `,"latency_ms":`...)
+	b = appendFloat(b, r.LatencyMS)
+	return append(b, "}\n"...)
+}
+
+const hex = "0123456789abcdef"
+
+// appendString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD, and
+// U+2028 and U+2029 escaped (JavaScript reads them as line ends).
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendFloat formats f as encoding/json does: plain decimals, exponents
+// only for very small or large magnitudes, and no NaN or infinity (which
+// JSON cannot hold: they are written as 0).
+func appendFloat(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, '0')
+	}
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// e-09 becomes e-9, as encoding/json writes it.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
