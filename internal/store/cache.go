@@ -27,6 +27,7 @@ const cacheSize = 8192
 type cache struct {
 	mu   sync.Mutex
 	wal  *walIndex // nil: no caching
+	file *walIndex // the wal-index opened, to close after the database
 	conn *sql.Conn // held open, so that SQLite keeps the -shm file
 	seen header    // the header when the entries were read
 	gen  uint64    // counts the times the entries were emptied
@@ -42,20 +43,19 @@ func openCache(ctx context.Context, db *sql.DB, path string) *cache {
 	if err != nil {
 		return c
 	}
+	c.conn = conn
 	// A read makes this connection open the wal-index, creating it if
 	// need be; while any connection of this process holds it open,
 	// SQLite never deletes it.
 	var n int
 	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM meta`).Scan(&n); err != nil {
-		conn.Close()
 		return c
 	}
 	wal, err := openWALIndex(path)
-	if err != nil {
-		conn.Close()
-		return c
+	c.file = wal
+	if err == nil {
+		c.wal = wal
 	}
-	c.wal, c.conn = wal, conn
 	return c
 }
 
@@ -64,12 +64,12 @@ func openCache(ctx context.Context, db *sql.DB, path string) *cache {
 // under. ok is false when there is no cache or a commit is being written
 // this very moment: the caller reads the file and stores nothing.
 func (c *cache) current() (gen uint64, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.wal == nil {
 		return 0, false
 	}
 	h, ok := c.wal.header()
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if !ok || h != c.seen {
 		c.seen = h
 		clear(c.entries)
@@ -105,21 +105,26 @@ func (c *cache) put(user string, gen uint64, e *factors.Enrolment) {
 	c.entries[user] = e.Clone()
 }
 
-// close ends the cache; the wal-index is closed only after the database
-// (see walIndex.close), by closeWAL.
+// close ends the cache: no lookup reads the wal-index after it. The
+// file is closed only after the database, by closeFile (see
+// walIndex.close).
 func (c *cache) close() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conn != nil {
 		c.conn.Close()
+		c.conn = nil
 	}
+	c.wal = nil
 	clear(c.entries)
 	c.gen++
 }
 
-func (c *cache) closeWAL() {
-	if c.wal != nil {
-		c.wal.close()
-		c.wal = nil
+func (c *cache) closeFile() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.file != nil {
+		c.file.close()
+		c.file = nil
 	}
 }

@@ -148,7 +148,7 @@ func (s *Store) Close() error {
 	<-s.stopped
 	s.cache.close()
 	err := s.db.Close()
-	s.cache.closeWAL()
+	s.cache.closeFile()
 	return err
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -30,26 +31,31 @@ const walIndexVersion = 3007000
 // header is one copy of the wal-index header, as 32-bit words.
 type header [walIndexHeaderSize / 4]uint32
 
-func openWALIndex(dbPath string) (*walIndex, error) {
+// openWALIndex maps the header of dbPath's wal-index. The file stays open
+// until close, even when an error is returned with w: see close.
+func openWALIndex(dbPath string) (w *walIndex, err error) {
 	f, err := os.Open(dbPath + "-shm")
 	if err != nil {
 		return nil, err
 	}
+	w = &walIndex{f: f}
 	if fi, err := f.Stat(); err != nil || fi.Size() < 2*walIndexHeaderSize {
-		f.Close() // nothing is locked through f yet, so closing is safe
-		return nil, fmt.Errorf("store: %s-shm is not a wal-index yet", dbPath)
+		return w, fmt.Errorf("store: %s-shm is not a wal-index yet", dbPath)
 	}
-	mem, err := syscall.Mmap(int(f.Fd()), 0, 2*walIndexHeaderSize, syscall.PROT_READ, syscall.MAP_SHARED)
-	if err != nil {
-		f.Close()
-		return nil, err
+	if w.mem, err = syscall.Mmap(int(f.Fd()), 0, 2*walIndexHeaderSize, syscall.PROT_READ, syscall.MAP_SHARED); err != nil {
+		return w, err
 	}
-	w := &walIndex{f: f, mem: mem}
-	if h, ok := w.header(); !ok || h[0] != walIndexVersion {
-		w.close()
-		return nil, fmt.Errorf("store: %s-shm: wal-index header not understood", dbPath)
+	// A commit may be writing the header this very moment: look again.
+	for range 10 {
+		if h, ok := w.header(); ok {
+			if h[0] != walIndexVersion {
+				return w, fmt.Errorf("store: %s-shm: wal-index version %d not understood", dbPath, h[0])
+			}
+			return w, nil
+		}
+		time.Sleep(time.Millisecond)
 	}
-	return w, nil
+	return w, fmt.Errorf("store: %s-shm: no settled wal-index header", dbPath)
 }
 
 // header reads the header as SQLite's readers do: the first copy, then
@@ -72,9 +78,12 @@ func (w *walIndex) header() (h header, ok bool) {
 }
 
 // close unmaps the header and closes the file. It must come after the
-// database is closed: closing any descriptor of a file drops every POSIX
-// lock this process holds on it, SQLite's on the -shm included.
+// database is closed, and is the only place the file is closed: closing
+// any descriptor of a file drops every POSIX lock this process holds on
+// it, and SQLite's connections lock the -shm file.
 func (w *walIndex) close() {
-	syscall.Munmap(w.mem)
+	if w.mem != nil {
+		syscall.Munmap(w.mem)
+	}
 	w.f.Close()
 }
