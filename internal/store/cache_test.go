@@ -117,6 +117,21 @@ func TestCacheUnderConcurrentWrites(t *testing.T) {
 			}
 		}()
 	}
+	// This handle writes recorded uses all the while, the commits the
+	// cache survives: they must never hide the other handle's.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			server.Used(ctx, "bob", factors.HOTP)
+			server.flushUsed()
+		}
+	}()
 	for i := uint64(0); i < writes; i++ {
 		if ok, err := cli.AdvanceCounter(ctx, "bob", i, i+1); err != nil || !ok {
 			t.Fatalf("AdvanceCounter %d: %v %v", i, ok, err)
@@ -130,5 +145,78 @@ func TestCacheUnderConcurrentWrites(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// The store's own writes of recorded uses leave the cache as it was: the
+// answer to a challenge, typed half a minute later, finds the enrolment
+// read for the challenge although uses were written in between.
+func TestCacheSurvivesOwnLastUseFlush(t *testing.T) {
+	ctx := context.Background()
+	server, path := newStore(t)
+	cli, err := Open(path, key1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if err := cli.Put(ctx, "carol", totpCred("carol-totp-seed-0123"), false); err != nil {
+		t.Fatal(err)
+	}
+	enrolment(t, server, "carol")
+	gen := server.cache.gen
+	before, _ := server.cache.header()
+
+	server.Used(ctx, "carol", factors.TOTP)
+	server.flushUsed()
+	if after, _ := server.cache.header(); after == before {
+		t.Fatal("the flush committed nothing")
+	}
+	if cr, _ := enrolment(t, cli, "carol").Credential(factors.TOTP); cr.LastUsed.IsZero() {
+		t.Fatal("the use was not written")
+	}
+	if _, ok := enrolment(t, server, "carol").Credential(factors.TOTP); !ok {
+		t.Fatal("carol's credential is gone")
+	}
+	if server.cache.gen != gen {
+		t.Error("the cache was emptied by the store's own write of recorded uses")
+	}
+
+	// Any other commit still empties it: one by the other handle right
+	// after a flush, and two where the flush's one should be.
+	server.Used(ctx, "carol", factors.TOTP)
+	server.flushUsed()
+	if _, err := cli.Remove(ctx, "carol", factors.TOTP); err != nil {
+		t.Fatal(err)
+	}
+	if e := enrolment(t, server, "carol"); len(e.Credentials) != 0 {
+		t.Fatalf("the removal after a flush is not seen: %+v", e.Credentials)
+	}
+	if err := cli.Put(ctx, "carol", totpCred("carol-totp-seed-4567"), false); err != nil {
+		t.Fatal(err)
+	}
+	// A commit by the other handle that no lookup has noticed yet, then
+	// a flush: the flush's commit is the only one since its transaction
+	// began, but not since the entries were read.
+	stale := enrolment(t, server, "carol").LockoutEpoch
+	if err := cli.ResetLockout(ctx, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	server.Used(ctx, "carol", factors.TOTP)
+	server.flushUsed()
+	if e := enrolment(t, server, "carol"); e.LockoutEpoch == stale {
+		t.Fatalf("a commit before a flush was hidden by it: epoch still %d", e.LockoutEpoch)
+	}
+
+	stale = enrolment(t, server, "carol").LockoutEpoch
+	before, _ = server.cache.header()
+	for range 2 { // two commits the flush did not make
+		if err := cli.ResetLockout(ctx, "carol"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, _ := server.cache.header()
+	server.cache.ownCommit(before, after)
+	if e := enrolment(t, server, "carol"); e.LockoutEpoch == stale {
+		t.Fatalf("two commits taken for the flush's one were hidden: epoch still %d", e.LockoutEpoch)
 	}
 }

@@ -10,8 +10,9 @@
 // under store.key, bound to their user and method; a missing or wrong key
 // is an error, never a new empty store. The SQL is plain database/sql so
 // that a PostgreSQL backend can share the schema. Lookups are cached
-// until the next commit by anyone (cache.go), so a challenge's second
-// round trip does not read the file again.
+// until the next commit by anyone but this store's own writes of last-use
+// times (cache.go), so a challenge's second round trip does not read the
+// file again.
 //
 // It must not import radius, ldapbind or the factor packages.
 package store
@@ -354,6 +355,7 @@ func aad(user, method string) []byte { return []byte(user + "\x00" + method) }
 // lockout epoch; a user with nothing enrolled gets an empty Enrolment.
 // What was read since the file last changed comes from the cache (see
 // cache); anything else from the file. The result is the caller's own.
+// Its last-use times may lag behind those this process recorded since.
 func (s *Store) Enrolment(ctx context.Context, user string) (*factors.Enrolment, error) {
 	gen, cached := s.cache.current()
 	if cached {
@@ -563,11 +565,14 @@ func (s *Store) flushUsed() {
 		return
 	}
 	ctx := context.Background()
-	tx, err := s.db.BeginTx(ctx, nil)
+	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: the write lock is held from here
 	if err != nil {
 		return
 	}
 	defer tx.Rollback()
+	// Read with the write lock held, the header counts every commit
+	// before this one; see cache.ownCommit.
+	before, ok := s.cache.header()
 	update, err := tx.PrepareContext(ctx, `UPDATE credentials SET last_used_at = ? WHERE user = ? AND method = ? AND last_used_at < ?`)
 	if err != nil {
 		return
@@ -578,7 +583,12 @@ func (s *Store) flushUsed() {
 			return
 		}
 	}
-	tx.Commit()
+	if tx.Commit() != nil {
+		return
+	}
+	if after, ok2 := s.cache.header(); ok && ok2 {
+		s.cache.ownCommit(before, after)
+	}
 }
 
 func (s *Store) exec1(ctx context.Context, q string, args ...any) error {

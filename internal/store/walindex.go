@@ -28,9 +28,6 @@ const walIndexHeaderSize = 48
 // walIndexVersion is the format of the header (iVersion, its first word).
 const walIndexVersion = 3007000
 
-// header is one copy of the wal-index header, as 32-bit words.
-type header [walIndexHeaderSize / 4]uint32
-
 // openWALIndex maps the header of dbPath's wal-index. The file stays open
 // until close, even when an error is returned with w: see close.
 func openWALIndex(dbPath string) (w *walIndex, err error) {
