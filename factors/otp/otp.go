@@ -166,8 +166,10 @@ func credentialAndCode(u *factors.User, m factors.Method, answer string) (factor
 // the time taken does not tell where the match was.
 func match(c factors.Credential, code string, from, to uint64) (uint64, bool) {
 	found, at := false, uint64(0)
+	opts := options(c)
+	secret := b32.EncodeToString(c.Secret) // once, not once per candidate
 	for n := from; n <= to; n++ {
-		if equal(code, generate(c, n)) && !found {
+		if equal(code, generateWith(secret, n, opts)) && !found {
 			found, at = true, n
 		}
 	}
@@ -196,14 +198,20 @@ var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
 // generate computes the code for counter (RFC 4226; RFC 6238 is the same
 // with the time step as the counter).
 func generate(c factors.Credential, counter uint64) string {
-	code, err := hotp.GenerateCodeCustom(b32.EncodeToString(c.Secret), counter, hotp.ValidateOpts{
-		Digits:    otp.Digits(c.Digits),
-		Algorithm: Algorithm(c.Algorithm),
-	})
+	return generateWith(b32.EncodeToString(c.Secret), counter, options(c))
+}
+
+// generateWith is generate for a secret already in base32, pquerna's form.
+func generateWith(secret string, counter uint64, opts hotp.ValidateOpts) string {
+	code, err := hotp.GenerateCodeCustom(secret, counter, opts)
 	if err != nil {
 		return ""
 	}
 	return code
+}
+
+func options(c factors.Credential) hotp.ValidateOpts {
+	return hotp.ValidateOpts{Digits: otp.Digits(c.Digits), Algorithm: Algorithm(c.Algorithm)}
 }
 
 // Algorithm maps a configured name to pquerna's type; unknown names are
