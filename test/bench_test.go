@@ -77,8 +77,8 @@ func TestBenchSmoke(t *testing.T) {
 		}
 		cells := strings.Split(line, " | ")
 		if strings.Contains(table, "cores busy") {
-			// | measurement | W | RADIUS server | slapd | load generator | all | cores busy |
-			if len(cells) != 7 {
+			// | measurement | W | RADIUS server | slapd | load generator | all | cores busy | stolen by the host |
+			if len(cells) != 8 {
 				t.Errorf("a CPU table row with %d cells: %q", len(cells), line)
 				continue
 			}
@@ -151,6 +151,8 @@ func TestBenchSmoke(t *testing.T) {
 				t.Errorf("no CPU time for the RADIUS server: %q", cells)
 			case !strings.HasSuffix(cells[3], " µs") || cells[3] == "0 µs":
 				t.Errorf("no CPU time for slapd: %q", cells)
+			case !strings.HasSuffix(cells[7], "% |"):
+				t.Errorf("no steal time: %q", cells)
 			}
 		}
 	}

@@ -17,6 +17,10 @@ import (
 type cpuUse struct {
 	server, slapd, load time.Duration
 	hasServer           bool
+	// stolen is the time the machine's virtual CPUs were ready but the
+	// host ran something else (/proc/stat's steal): on a shared host, the
+	// sign of a noisy step.
+	stolen time.Duration
 }
 
 // cpuMeter samples the processes at the start of a step.
@@ -33,7 +37,7 @@ func startCPU(server, slapd int) *cpuMeter {
 }
 
 func (m *cpuMeter) sample() cpuUse {
-	u := cpuUse{slapd: procCPU(m.slapd), load: selfCPU()}
+	u := cpuUse{slapd: procCPU(m.slapd), load: selfCPU(), stolen: stealTime()}
 	if m.server != 0 {
 		u.server, u.hasServer = procCPU(m.server), true
 	}
@@ -46,7 +50,8 @@ func (m *cpuMeter) stop(s *stats) {
 		return
 	}
 	t1 := m.sample()
-	s.cpu = &cpuUse{server: t1.server - m.t0.server, slapd: t1.slapd - m.t0.slapd, load: t1.load - m.t0.load, hasServer: t1.hasServer}
+	s.cpu = &cpuUse{server: t1.server - m.t0.server, slapd: t1.slapd - m.t0.slapd, load: t1.load - m.t0.load, hasServer: t1.hasServer,
+		stolen: t1.stolen - m.t0.stolen}
 }
 
 // clockTick is USER_HZ, the unit of /proc/PID/stat's times: 100 on every
@@ -81,6 +86,25 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(ut+st) * clockTick
 }
 
+// stealTime is the machine's steal time over all CPUs since boot: the
+// eighth number of /proc/stat's "cpu" line; 0 when it cannot be read.
+func stealTime() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := bytes.Fields(line)
+	if len(f) < 9 || string(f[0]) != "cpu" {
+		return 0
+	}
+	n, err := strconv.ParseInt(string(f[8]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(n) * clockTick
+}
+
 // selfCPU is this process's user and system time.
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
@@ -110,9 +134,10 @@ func cpuRow(what string, w int, s *stats, cores int) string {
 		server = perOp(c.server, s)
 	}
 	all := c.server + c.slapd + c.load
-	busy := 0.0
+	busy, stolen := 0.0, 0.0
 	if s.elapsed > 0 && cores > 0 {
 		busy = 100 * float64(all) / float64(s.elapsed) / float64(cores)
+		stolen = 100 * float64(c.stolen) / float64(s.elapsed) / float64(cores)
 	}
-	return fmt.Sprintf("| %s | %d | %s | %s | %s | %s | %.0f%% |", what, w, server, perOp(c.slapd, s), perOp(c.load, s), perOp(all, s), busy)
+	return fmt.Sprintf("| %s | %d | %s | %s | %s | %s | %.0f%% | %.1f%% |", what, w, server, perOp(c.slapd, s), perOp(c.load, s), perOp(all, s), busy, stolen)
 }
