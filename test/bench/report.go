@@ -269,7 +269,7 @@ func (b *bench) print(out io.Writer) {
 		p("| %s | %s | %s | %s | %s | %s | %s | %s |", x.what, x.w, x.result, x.p50, x.p99, x.replies, x.target, x.verdict)
 	}
 	p("")
-	p("CPU time per successful operation while each step was measured (user + system, from /proc/PID/stat and getrusage; the load generator is this program: RADIUS clients, or go-ldap for the ceilings), how busy that kept the %d cores, and the share of the cores' time the host gave to something else (steal, from /proc/stat: on a shared host, a step with more than a few percent is noisy):", cpus)
+	p("CPU time per successful operation while each step was measured (user + system, from /proc/PID/stat and getrusage; the load generator is this program: RADIUS clients, or go-ldap for the ceilings), how busy that kept the %d cores, and the share of the cores' time the host gave to something else (steal, from /proc/stat; a step with more than a few percent is noisy, though a host's other guests also slow caches and memory without showing here):", cpus)
 	p("")
 	p("| measurement | W | RADIUS server | slapd | load generator | all | cores busy | stolen by the host |")
 	p("|---|---:|---:|---:|---:|---:|---:|---:|")
