@@ -14,12 +14,7 @@ import (
 // the very next lookup.
 func TestCacheSeesEveryChange(t *testing.T) {
 	ctx := context.Background()
-	server, path := newStore(t)
-	cli, err := Open(path, key1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	server, cli := twoHandles(t)
 
 	cached := func() bool {
 		server.cache.mu.Lock()
@@ -79,12 +74,7 @@ func TestCacheSeesEveryChange(t *testing.T) {
 // every lookup sees the last of them.
 func TestCacheUnderConcurrentWrites(t *testing.T) {
 	ctx := context.Background()
-	server, path := newStore(t)
-	cli, err := Open(path, key1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	server, cli := twoHandles(t)
 	if err := cli.Put(ctx, "bob", hotpCred("bob-hotp-seed-012345", 0), false); err != nil {
 		t.Fatal(err)
 	}
@@ -153,12 +143,7 @@ func TestCacheUnderConcurrentWrites(t *testing.T) {
 // read for the challenge although uses were written in between.
 func TestCacheSurvivesOwnLastUseFlush(t *testing.T) {
 	ctx := context.Background()
-	server, path := newStore(t)
-	cli, err := Open(path, key1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
+	server, cli := twoHandles(t)
 	if err := cli.Put(ctx, "carol", totpCred("carol-totp-seed-0123"), false); err != nil {
 		t.Fatal(err)
 	}

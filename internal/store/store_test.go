@@ -32,6 +32,19 @@ func newStore(t *testing.T) (*Store, string) {
 	return s, path
 }
 
+// twoHandles opens a store and a second handle on its file, as the
+// server and an admin command have.
+func twoHandles(t *testing.T) (server, cli *Store) {
+	t.Helper()
+	server, path := newStore(t)
+	cli, err := Open(path, key1)
+	if err != nil {
+		t.Fatalf("second handle: %v", err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return server, cli
+}
+
 func totpCred(secret string) factors.Credential {
 	return factors.Credential{Method: factors.TOTP, Secret: []byte(secret), Algorithm: "SHA1", Digits: 6, Period: 30, Active: true}
 }
@@ -527,12 +540,7 @@ func TestSealedSecretIsBoundToItsRow(t *testing.T) {
 
 func TestTwoHandlesOnOneFile(t *testing.T) {
 	ctx := context.Background()
-	server, path := newStore(t)
-	cli, err := Open(path, key1)
-	if err != nil {
-		t.Fatalf("second handle: %v", err)
-	}
-	defer cli.Close()
+	server, cli := twoHandles(t)
 
 	// The CLI enrols; the server sees it at once.
 	if err := cli.Put(ctx, "alice", hotpCred("alice-hotp-seed-0123", 0), false); err != nil {
