@@ -9,8 +9,8 @@ import (
 )
 
 // cacheSize bounds the enrolments kept: past it the cache starts afresh.
-// A challenge's second round trip follows its first within seconds, and
-// that is the read the cache is for.
+// A challenge's second round trip follows its first within the challenge
+// timeout, and that is the read the cache is for.
 const cacheSize = 8192
 
 // cache keeps the enrolments read since the file last changed, so that a
@@ -19,11 +19,12 @@ const cacheSize = 8192
 // It is exact, never a few seconds stale: every lookup first reads the
 // wal-index header, which SQLite rewrites on every commit by any
 // connection in any process (the enrol command, or this one advancing a
-// counter or recording uses), and a header unlike the last one seen
-// empties the cache. Reading it is a few loads from shared memory; asking
-// SQLite (PRAGMA data_version) costs a read transaction, half a lookup.
-// Entries hold opened secrets, which the process can open at will with
-// store.key anyway.
+// counter), and a header unlike the last one seen empties the cache;
+// only this store's own writes of last-use times are let through, when
+// provably alone (ownCommit). Reading the header is a few loads from
+// shared memory; asking SQLite (PRAGMA data_version) costs a read
+// transaction, half a lookup. Entries hold opened secrets, which the
+// process can open at will with store.key anyway.
 type cache struct {
 	mu   sync.Mutex
 	wal  *walIndex // nil: no caching
