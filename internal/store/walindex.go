@@ -4,7 +4,6 @@ package store
 
 import (
 	"fmt"
-	"os"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -18,7 +17,7 @@ import (
 // page cache is stale; the cache does the same to learn whether its
 // entries are (https://sqlite.org/walformat.html, "the wal-index header").
 type walIndex struct {
-	f   *os.File
+	fd  int // a bare descriptor: an *os.File would close itself when collected
 	mem []byte
 }
 
@@ -31,15 +30,16 @@ const walIndexVersion = 3007000
 // openWALIndex maps the header of dbPath's wal-index. The file stays open
 // until close, even when an error is returned with w: see close.
 func openWALIndex(dbPath string) (w *walIndex, err error) {
-	f, err := os.Open(dbPath + "-shm")
+	fd, err := syscall.Open(dbPath+"-shm", syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
-	w = &walIndex{f: f}
-	if fi, err := f.Stat(); err != nil || fi.Size() < 2*walIndexHeaderSize {
+	w = &walIndex{fd: fd}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil || st.Size < 2*walIndexHeaderSize {
 		return w, fmt.Errorf("store: %s-shm is not a wal-index yet", dbPath)
 	}
-	if w.mem, err = syscall.Mmap(int(f.Fd()), 0, 2*walIndexHeaderSize, syscall.PROT_READ, syscall.MAP_SHARED); err != nil {
+	if w.mem, err = syscall.Mmap(fd, 0, 2*walIndexHeaderSize, syscall.PROT_READ, syscall.MAP_SHARED); err != nil {
 		return w, err
 	}
 	// A commit may be writing the header this very moment: look again.
@@ -82,5 +82,5 @@ func (w *walIndex) close() {
 	if w.mem != nil {
 		syscall.Munmap(w.mem)
 	}
-	w.f.Close()
+	syscall.Close(w.fd)
 }
