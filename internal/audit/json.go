@@ -14,42 +14,37 @@ import (
 func (r *Record) appendJSON(b []byte) []byte {
 	b = append(b, `{"time":"`...)
 	b = r.Time.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","client":`...)
-	b = appendString(b, r.Client)
-	b = append(b, `,"client_addr":`...)
-	b = appendString(b, r.ClientAddress)
-	b = append(b, `,"user":`...)
-	b = appendString(b, r.User)
-	if r.CallingStation != "" {
-		b = append(b, `,"calling_station":`...)
-		b = appendString(b, r.CallingStation)
-	}
-	b = append(b, `,"outcome":`...)
-	b = appendString(b, r.Outcome)
-	b = append(b, `,"reason":`...)
-	b = appendString(b, r.Reason)
-	if r.Policy != "" {
-		b = append(b, `,"policy":`...)
-		b = appendString(b, r.Policy)
-	}
-	if r.Factor != "" {
-		b = append(b, `,"factor":`...)
-		b = appendString(b, r.Factor)
-	}
+	b = append(b, '"')
+	b = appendField(b, "client", r.Client, false)
+	b = appendField(b, "client_addr", r.ClientAddress, false)
+	b = appendField(b, "user", r.User, false)
+	b = appendField(b, "calling_station", r.CallingStation, true)
+	b = appendField(b, "outcome", r.Outcome, false)
+	b = appendField(b, "reason", r.Reason, false)
+	b = appendField(b, "policy", r.Policy, true)
+	b = appendField(b, "factor", r.Factor, true)
 	if c := r.Cert; c != nil {
-		b = append(b, `,"cert":{"subject":`...)
-		b = appendString(b, c.Subject)
-		b = append(b, `,"serial":`...)
-		b = appendString(b, c.Serial)
-		b = append(b, `,"issuer":`...)
-		b = appendString(b, c.Issuer)
-		b = append(b, `,"sha256":`...)
-		b = appendString(b, c.SHA256)
+		b = appendString(append(b, `,"cert":{"subject":`...), c.Subject)
+		b = appendField(b, "serial", c.Serial, false)
+		b = appendField(b, "issuer", c.Issuer, false)
+		b = appendField(b, "sha256", c.SHA256, false)
 		b = append(b, '}')
 	}
 	b = append(b, `,"latency_ms":`...)
 	b = appendFloat(b, r.LatencyMS)
 	return append(b, "}\n"...)
+}
+
+// appendField appends ,"name":value, or nothing for an empty value when
+// omitEmpty is set (the json tag's omitempty).
+func appendField(b []byte, name, value string, omitEmpty bool) []byte {
+	if omitEmpty && value == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, name...)
+	b = append(b, '"', ':')
+	return appendString(b, value)
 }
 
 const hex = "0123456789abcdef"

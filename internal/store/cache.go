@@ -60,15 +60,16 @@ func openCache(ctx context.Context, db *sql.DB, path string) *cache {
 	return c
 }
 
-// current reads the header, empties the cache if the file changed since
-// the entries were read, and returns the generation to store new entries
-// under. ok is false when there is no cache or a commit is being written
-// this very moment: the caller reads the file and stores nothing.
-func (c *cache) current() (gen uint64, ok bool) {
+// lookup reads the header, empties the cache if the file changed since
+// the entries were read, and returns a copy of user's entry when it has
+// one. Otherwise it returns the generation to store the entry read from
+// the file under; cacheable is false when there is no cache or a commit
+// is being written this very moment, and the caller then stores nothing.
+func (c *cache) lookup(user string) (e *factors.Enrolment, gen uint64, cacheable bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.wal == nil {
-		return 0, false
+		return nil, 0, false
 	}
 	h, ok := c.wal.header()
 	if !ok || h != c.seen {
@@ -76,7 +77,10 @@ func (c *cache) current() (gen uint64, ok bool) {
 		clear(c.entries)
 		c.gen++
 	}
-	return c.gen, ok
+	if hit, found := c.entries[user]; found {
+		return hit.Clone(), c.gen, ok
+	}
+	return nil, c.gen, ok
 }
 
 // header reads the wal-index header now; ok is false when there is no
@@ -97,7 +101,7 @@ func (c *cache) header() (h header, ok bool) {
 // one commit since the entries were read: before is the header they were
 // read under, and after counts exactly one transaction more with the
 // same salts (no restart of the log between). Anything else is left to
-// current, which empties the cache.
+// lookup, which empties the cache.
 //
 // This is what lets a person's answer, typed half a minute after the
 // challenge, still find the enrolment read for it: recorded uses are
@@ -125,18 +129,7 @@ const (
 	hdrSalt2  = 9
 )
 
-// get returns a copy of user's entry.
-func (c *cache) get(user string) (*factors.Enrolment, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.entries[user]
-	if !ok {
-		return nil, false
-	}
-	return e.Clone(), true
-}
-
-// put stores a copy of e, read after current returned gen, unless the
+// put stores a copy of e, read after lookup returned gen, unless the
 // file changed since (an entry read before a change must not outlive
 // it). The read may have seen a commit newer than gen; the next lookup
 // then finds a new header and empties the cache, so that is safe.

@@ -357,14 +357,12 @@ func aad(user, method string) []byte { return []byte(user + "\x00" + method) }
 // cache); anything else from the file. The result is the caller's own.
 // Its last-use times may lag behind those this process recorded since.
 func (s *Store) Enrolment(ctx context.Context, user string) (*factors.Enrolment, error) {
-	gen, cached := s.cache.current()
-	if cached {
-		if e, ok := s.cache.get(user); ok {
-			return e, nil
-		}
+	e, gen, cacheable := s.cache.lookup(user)
+	if e != nil {
+		return e, nil
 	}
 	e, err := s.read(ctx, user)
-	if err == nil && cached {
+	if err == nil && cacheable {
 		s.cache.put(user, gen, e)
 	}
 	return e, err

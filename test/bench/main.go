@@ -250,16 +250,20 @@ func (b *bench) step(ctx context.Context, o runOpts, server int) *stats {
 
 // measure runs o once, sampling the CPU time of server and slapd.
 func (b *bench) measure(ctx context.Context, o runOpts, server int) *stats {
-	m := startCPU(server, b.e.slapd.PID())
-	s := run(ctx, o)
-	m.stop(s)
-	return s
+	return b.sampled(server, func() *stats { return run(ctx, o) })
 }
 
 // ceiling is ldapCeiling with slapd's CPU time sampled.
 func (b *bench) ceiling(ctx context.Context, workers int, search bool, rate float64) *stats {
-	m := startCPU(0, b.e.slapd.PID())
-	s := ldapCeiling(ctx, b.e.slapd.URL, b.e.users, workers, b.o.duration, search, rate)
+	return b.sampled(0, func() *stats {
+		return ldapCeiling(ctx, b.e.slapd.URL, b.e.users, workers, b.o.duration, search, rate)
+	})
+}
+
+// sampled runs f, sampling the CPU time of server (0 for none) and slapd.
+func (b *bench) sampled(server int, f func() *stats) *stats {
+	m := startCPU(server, b.e.slapd.PID())
+	s := f()
 	m.stop(s)
 	return s
 }
