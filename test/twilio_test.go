@@ -259,18 +259,23 @@ func (b *twBridge) exchange(t *testing.T, c *harness.Client, user string, p *rad
 func msgOf(p *radius.Packet) string { return rfc2865.ReplyMessage_GetString(p) }
 
 // logLine returns the last operational log line with msg for user.
+// The log reaches the test through a pipe, so a line written just before
+// a reply may arrive just after it: logLine waits up to 2s for it.
 func (b *twBridge) logLine(t *testing.T, msg, user string) map[string]any {
 	t.Helper()
 	var found map[string]any
-	for _, line := range strings.Split(b.Logs(), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) != nil {
-			continue
+	harness.Eventually(2*time.Second, func() bool {
+		for _, line := range strings.Split(b.Logs(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) != nil {
+				continue
+			}
+			if m["msg"] == msg && m["user"] == user {
+				found = m
+			}
 		}
-		if m["msg"] == msg && m["user"] == user {
-			found = m
-		}
-	}
+		return found != nil
+	})
 	return found
 }
 
