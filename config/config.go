@@ -26,6 +26,8 @@ type Config struct {
 	Warnings []string `yaml:"-"`
 
 	pos positions
+	// groupsBaseSet: ldap.groups.base_dn was written, not defaulted.
+	groupsBaseSet bool
 }
 
 // Server holds the listeners and the conversation timers.
@@ -42,13 +44,22 @@ type Server struct {
 	// starve the others. Default 32.
 	MaxInFlightPerClient int    `yaml:"max_in_flight_per_client"`
 	AdminListen          string `yaml:"admin_listen"` // HTTP: /metrics /healthz /readyz; default "127.0.0.1:9812"; "" turns it off
+	// WebhookListen serves the Twilio webhooks on their own listener, so
+	// that what faces Twilio is not the listener of /metrics and /readyz;
+	// default "" (on admin_listen).
+	WebhookListen string `yaml:"webhook_listen"`
 	// Pprof serves Go's profiler at /debug/pprof/ on admin_listen, for
 	// diagnosis; default false.
-	Pprof            bool     `yaml:"pprof"`
-	PublicURL        string   `yaml:"public_url"`        // how Twilio reaches the webhooks; default ""
-	DuplicateWindow  Duration `yaml:"duplicate_window"`  // RFC 5080 reply cache lifetime; default 30s
-	ChallengeTimeout Duration `yaml:"challenge_timeout"` // how long a challenge State lives; default 2m
-	Username         Username `yaml:"username"`
+	Pprof           bool     `yaml:"pprof"`
+	PublicURL       string   `yaml:"public_url"`       // how Twilio reaches the webhooks; default ""
+	DuplicateWindow Duration `yaml:"duplicate_window"` // RFC 5080 reply cache lifetime; default 30s
+	// DuplicateCacheEntries bounds the replies kept for one client. A
+	// reply is never dropped inside duplicate_window (a retransmission
+	// would then be handled twice): a client with no room left has its
+	// new requests dropped and counted. Default 65536.
+	DuplicateCacheEntries int      `yaml:"duplicate_cache_entries"`
+	ChallengeTimeout      Duration `yaml:"challenge_timeout"` // how long a challenge State lives; default 2m
+	Username              Username `yaml:"username"`
 }
 
 // RadsecTLS names the RadSec server certificate and the CA that client
@@ -78,6 +89,11 @@ type Client struct {
 	// Message-Authenticator; default false.
 	Proxy  bool   `yaml:"proxy"`
 	Policy string `yaml:"policy"` // name of a policy; default "default"
+	// NAS chooses the policy by the NAS-Identifier a proxy passes on, so
+	// that one proxy in front of many concentrators does not force one
+	// policy on all; proxy clients only. A request whose NAS-Identifier
+	// is not listed gets Policy.
+	NAS []NASPolicy `yaml:"nas"`
 	// RadsecName makes this a RadSec client: a connection to radsec_listen
 	// whose client certificate carries this name (a DNS name or the
 	// subject CN) and comes from address. Such a client is not reached
@@ -86,6 +102,12 @@ type Client struct {
 
 	// Prefix is Address parsed; set by Parse.
 	Prefix netip.Prefix `yaml:"-"`
+}
+
+// NASPolicy is the policy for requests a proxy passes on from one NAS.
+type NASPolicy struct {
+	Identifier string `yaml:"identifier"` // NAS-Identifier as the proxy sends it (exact)
+	Policy     string `yaml:"policy"`
 }
 
 // LDAP describes the directory and how users are found in it.
@@ -122,14 +144,23 @@ type Groups struct {
 	BaseDN        string `yaml:"base_dn"`        // search mode: where groups live; default ldap.base_dn
 	Filter        string `yaml:"filter"`         // search mode: {dn} and {username} are replaced; default "(member={dn})"
 	NameAttribute string `yaml:"name_attribute"` // attribute naming a group; default cn
+	// Nested counts membership through nested groups with Active
+	// Directory's in-chain matching rule (LDAP_MATCHING_RULE_IN_CHAIN,
+	// 1.2.840.113556.1.4.1941): groups are then searched under base_dn
+	// with (member:1.2.840.113556.1.4.1941:={dn}). Default false.
+	Nested bool `yaml:"nested"`
 }
 
 // UserAttributes names the directory attributes the factors read.
 type UserAttributes struct {
+	// Username is the attribute whose value is the user's one identity
+	// in the bridge (enrolments, lockout, audit). Default "": the one
+	// attribute user_filter compares {username} with.
+	Username    string `yaml:"username"`
 	Mobile      string `yaml:"mobile"`      // text messages; default mobile
 	Voice       string `yaml:"voice"`       // phone calls; default mobile
 	Certificate string `yaml:"certificate"` // smartcard certificate; default "userCertificate;binary"
-	UPN         string `yaml:"upn"`         // smartcard identity; default mail
+	UPN         string `yaml:"upn"`         // holds the UPN or email address smartcard certificates carry; default mail
 }
 
 // Store is the enrolment store.
@@ -141,7 +172,12 @@ type Store struct {
 // State selects where ephemeral state lives.
 type State struct {
 	Backend string `yaml:"backend"` // memory (default) or redis
-	Redis   Redis  `yaml:"redis"`
+	// MaxEntries bounds the memory backend. Each kind of entry (challenge
+	// sessions, lockout counters, the replay guard, rate limits,
+	// remembered logins, …) has its own share, so that one kind filling
+	// up never stops another. Default 1000000.
+	MaxEntries int   `yaml:"max_entries"`
+	Redis      Redis `yaml:"redis"`
 }
 
 // Redis is the shared state backend for several bridge instances.
@@ -212,11 +248,24 @@ type Voice struct {
 
 // Smartcard is EAP-TLS with a certificate on a card.
 type Smartcard struct {
-	ServerCertFile         string   `yaml:"server_cert_file"`
-	ServerKeyFile          string   `yaml:"server_key_file"`
-	CAFiles                []string `yaml:"ca_files"`
-	CRLFiles               []string `yaml:"crl_files"`
-	OCSP                   bool     `yaml:"ocsp"`
+	ServerCertFile string `yaml:"server_cert_file"`
+	ServerKeyFile  string `yaml:"server_key_file"`
+	// CAFiles are the CAs that issue cards: a path, or {file, revocation}
+	// to give one CA its own revocation rule.
+	CAFiles  []CAFile `yaml:"ca_files"`
+	CRLFiles []string `yaml:"crl_files"`
+	OCSP     bool     `yaml:"ocsp"`
+	// Revocation is how every certificate of a chain, intermediates too,
+	// is checked: crl (a CRL from crl_files signed by its issuer), ocsp
+	// (its issuer's OCSP responder), crl_and_ocsp, or none. Default:
+	// crl_and_ocsp with ocsp: true, crl otherwise. A CA with no source
+	// for its rule does not load.
+	Revocation string `yaml:"revocation"`
+	// AllowedRealms, when set, are the UPN (or email) realms accepted:
+	// the part before @ is then the login name, looked up with
+	// user_filter. Empty (the default): the whole UPN is looked up in
+	// ldap.attributes.upn.
+	AllowedRealms          []string `yaml:"allowed_realms"`
 	Identity               string   `yaml:"identity"`    // upn (default), email, subject_cn
 	RequireEKU             []string `yaml:"require_eku"` // client_auth, smartcard_logon; default [client_auth]
 	MatchStoredCertificate bool     `yaml:"match_stored_certificate"`
@@ -229,18 +278,40 @@ type Smartcard struct {
 	FragmentSize int `yaml:"fragment_size"`
 }
 
+// CAFile is one CA of factors.smartcard.ca_files.
+type CAFile struct {
+	File string `yaml:"file"`
+	// Revocation overrides factors.smartcard.revocation for this CA's
+	// certificates; "" keeps it.
+	Revocation string `yaml:"revocation"`
+}
+
+// Revocation rules.
+const (
+	RevocationCRL        = "crl"
+	RevocationOCSP       = "ocsp"
+	RevocationCRLAndOCSP = "crl_and_ocsp"
+	RevocationNone       = "none"
+)
+
 // Policy is what a client's users must do to get in.
 type Policy struct {
-	Mode            string      `yaml:"mode"`       // challenge (default), append, auto
-	MFA             string      `yaml:"mfa"`        // required (default), optional, off
-	Factors         []string    `yaml:"factors"`    // offered, in order; default [totp, hotp, sms, voice]
-	Unenrolled      string      `yaml:"unenrolled"` // reject (default) or allow
-	DenyGroups      []string    `yaml:"deny_groups"`
-	RequireGroups   []string    `yaml:"require_groups"`
-	BypassGroups    []string    `yaml:"bypass_groups"` // members skip the second factor
-	Attempts        int         `yaml:"attempts"`      // wrong codes per challenge; default 3
-	Remember        Duration    `yaml:"remember"`      // default 0s (off)
-	Smartcard       bool        `yaml:"smartcard"`     // accept EAP-TLS
+	Mode          string   `yaml:"mode"`       // challenge (default), append, auto
+	MFA           string   `yaml:"mfa"`        // required (default), optional, off
+	Factors       []string `yaml:"factors"`    // offered, in order; default [totp, hotp, sms, voice]
+	Unenrolled    string   `yaml:"unenrolled"` // reject (default) or allow
+	DenyGroups    []string `yaml:"deny_groups"`
+	RequireGroups []string `yaml:"require_groups"`
+	BypassGroups  []string `yaml:"bypass_groups"` // members skip the second factor
+	Attempts      int      `yaml:"attempts"`      // wrong codes per challenge; default 3
+	Remember      Duration `yaml:"remember"`      // default 0s (off)
+	Smartcard     bool     `yaml:"smartcard"`     // accept EAP-TLS
+	// PhoneMethods says who is offered sms and voice, whose numbers come
+	// from the directory: always (default), or only_without_app: only
+	// users who hold no code method of their own (totp, hotp), so that a
+	// number written into the directory by someone with a stolen password
+	// does not become a second factor for an app user.
+	PhoneMethods    string      `yaml:"phone_methods"`
 	ReplyAttributes []ReplyRule `yaml:"reply_attributes"`
 }
 
@@ -257,6 +328,13 @@ type Lockout struct {
 	MaxCodeFailures int      `yaml:"max_code_failures"` // wrong codes; default 5
 	Window          Duration `yaml:"window"`            // default 15m
 	Duration        Duration `yaml:"duration"`          // default 15m
+	// KnownStationTTL is how long a Calling-Station-Id a user logged in
+	// from stays known. While the user's password lockout is in force, a
+	// known station is throttled (a growing delay, then refused after
+	// three failures) rather than refused, so that a stranger's five
+	// wrong guesses do not lock the user out of their own device.
+	// Default 720h; 0s turns it off.
+	KnownStationTTL Duration `yaml:"known_station_ttl"`
 }
 
 // Logging configures the operational log and the audit log.
@@ -281,6 +359,9 @@ const (
 
 	UnenrolledReject = "reject"
 	UnenrolledAllow  = "allow"
+
+	PhoneAlways         = "always"
+	PhoneOnlyWithoutApp = "only_without_app"
 
 	GroupsMemberOf = "member_of"
 	GroupsSearch   = "search"

@@ -98,6 +98,7 @@ func TestParseDefaults(t *testing.T) {
 	wantLDAP.URLs = []string{"ldaps://dc1.example.org"}
 	wantLDAP.BaseDN = "dc=example,dc=org"
 	wantLDAP.Groups.BaseDN = "dc=example,dc=org" // groups.base_dn defaults to ldap.base_dn
+	wantLDAP.Attributes.Username = "uid"         // the attribute user_filter compares {username} with
 	if !reflect.DeepEqual(c.LDAP, wantLDAP) {
 		t.Errorf("LDAP = %+v, want %+v", c.LDAP, wantLDAP)
 	}
@@ -156,6 +157,8 @@ func TestParsePolicyDefaults(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			src := strings.Replace(minimal, "    secret:", "    policy: p\n    secret:", 1) +
 				"policies:\n  p: " + tt.policy + "\n"
+			src = strings.Replace(src, `  base_dn: "dc=example,dc=org"`, `  base_dn: "dc=example,dc=org"
+  groups: {base_dn: "ou=groups,dc=example,dc=org"}`, 1)
 			c := parse(t, src)
 			want := config.DefaultPolicy()
 			tt.want(&want)
@@ -421,6 +424,7 @@ ldap:
   base_dn: "dc=example,dc=org"
   bind_dn: "cn=svc,dc=example,dc=org"
   bind_password: %q
+  groups: {base_dn: "ou=groups,dc=example,dc=org"}
 store:
   key: %q
 factors:

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"regexp"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -11,14 +13,15 @@ import (
 func Default() Config {
 	return Config{
 		Server: Server{
-			RadiusListen:         []string{"0.0.0.0:1812"},
-			AdminListen:          "127.0.0.1:9812",
-			RadsecIdleTimeout:    2 * time.Minute,
-			RadsecMaxConnections: 256,
-			MaxInFlightPerClient: 32,
-			DuplicateWindow:      30 * time.Second,
-			ChallengeTimeout:     2 * time.Minute,
-			Username:             Username{Lowercase: true},
+			RadiusListen:          []string{"0.0.0.0:1812"},
+			AdminListen:           "127.0.0.1:9812",
+			RadsecIdleTimeout:     2 * time.Minute,
+			RadsecMaxConnections:  256,
+			MaxInFlightPerClient:  32,
+			DuplicateWindow:       30 * time.Second,
+			DuplicateCacheEntries: 65536,
+			ChallengeTimeout:      2 * time.Minute,
+			Username:              Username{Lowercase: true},
 		},
 		LDAP: LDAP{
 			Groups: Groups{Mode: GroupsMemberOf, Filter: "(member={dn})", NameAttribute: "cn"},
@@ -29,16 +32,18 @@ func Default() Config {
 			Timeout:    5 * time.Second,
 		},
 		Store: Store{Path: "/var/lib/mfabridge/store.db"},
-		State: State{Backend: "memory"},
+		State: State{Backend: "memory", MaxEntries: 1_000_000},
 		Factors: Factors{
-			TOTP:      TOTP{Issuer: "mfabridge", Digits: 6, Period: 30 * time.Second, Skew: 1, Algorithm: "SHA1"},
-			HOTP:      HOTP{LookAhead: 20},
-			SMS:       SMS{CodeLength: 6, CodeTTL: 5 * time.Minute, MaxPerHour: 5, Message: "Your {issuer} code is {code}"},
-			Voice:     Voice{Mode: "code", MaxPerHour: 3, ApproveTimeout: time.Minute},
-			Twilio:    Twilio{MaxPerMinute: 30, Timeout: 10 * time.Second},
-			Smartcard: Smartcard{Identity: "upn", RequireEKU: []string{"client_auth"}, OCSPTimeout: 5 * time.Second, FragmentSize: 1000},
+			TOTP:   TOTP{Issuer: "mfabridge", Digits: 6, Period: 30 * time.Second, Skew: 1, Algorithm: "SHA1"},
+			HOTP:   HOTP{LookAhead: 20},
+			SMS:    SMS{CodeLength: 6, CodeTTL: 5 * time.Minute, MaxPerHour: 5, Message: "Your {issuer} code is {code}"},
+			Voice:  Voice{Mode: "code", MaxPerHour: 3, ApproveTimeout: time.Minute},
+			Twilio: Twilio{MaxPerMinute: 30, Timeout: 10 * time.Second},
+			Smartcard: Smartcard{Identity: "upn", RequireEKU: []string{"client_auth"}, OCSPTimeout: 5 * time.Second, FragmentSize: 1000,
+				Revocation: RevocationCRL},
 		},
-		Lockout: Lockout{MaxFailures: 5, MaxCodeFailures: 5, Window: 15 * time.Minute, Duration: 15 * time.Minute},
+		Lockout: Lockout{MaxFailures: 5, MaxCodeFailures: 5, Window: 15 * time.Minute, Duration: 15 * time.Minute,
+			KnownStationTTL: 720 * time.Hour},
 		Logging: Logging{Level: "info", Format: "json"},
 	}
 }
@@ -47,11 +52,12 @@ func Default() Config {
 // value of every key a policy leaves out.
 func DefaultPolicy() Policy {
 	return Policy{
-		Mode:       ModeChallenge,
-		MFA:        MFARequired,
-		Factors:    slices.Clone(FactorNames),
-		Unenrolled: UnenrolledReject,
-		Attempts:   3,
+		Mode:         ModeChallenge,
+		MFA:          MFARequired,
+		Factors:      slices.Clone(FactorNames),
+		Unenrolled:   UnenrolledReject,
+		Attempts:     3,
+		PhoneMethods: PhoneAlways,
 	}
 }
 
@@ -79,6 +85,9 @@ func (c *Config) applyDefaults() {
 		if !c.pos.has(at + "attempts") {
 			p.Attempts = def.Attempts
 		}
+		if !c.pos.has(at + "phone_methods") {
+			p.PhoneMethods = def.PhoneMethods
+		}
 		c.Policies[name] = p
 	}
 	for i := range c.Clients {
@@ -86,7 +95,44 @@ func (c *Config) applyDefaults() {
 			c.Clients[i].Policy = "default"
 		}
 	}
+	c.groupsBaseSet = c.LDAP.Groups.BaseDN != ""
 	if c.LDAP.Groups.BaseDN == "" {
 		c.LDAP.Groups.BaseDN = c.LDAP.BaseDN
 	}
+	if c.LDAP.Attributes.Username == "" {
+		c.LDAP.Attributes.Username = FilterAttribute(c.LDAP.UserFilter)
+	}
+	sc := &c.Factors.Smartcard
+	if !c.pos.has("factors.smartcard.revocation") {
+		// What is configured is required: CRLs, OCSP, or both.
+		switch {
+		case sc.OCSP && len(sc.CRLFiles) > 0:
+			sc.Revocation = RevocationCRLAndOCSP
+		case sc.OCSP:
+			sc.Revocation = RevocationOCSP
+		default:
+			sc.Revocation = RevocationCRL
+		}
+	}
+}
+
+// filterAttrRE finds an equality assertion on {username}: (uid={username}).
+var filterAttrRE = regexp.MustCompile(`\(([A-Za-z][A-Za-z0-9-]*)=\{username\}\)`)
+
+// FilterAttribute returns the attribute a user filter compares
+// {username} with, when it compares it with exactly one; "" otherwise.
+func FilterAttribute(filter string) string {
+	var found string
+	for _, m := range filterAttrRE.FindAllStringSubmatch(filter, -1) {
+		switch {
+		case found == "":
+			found = m[1]
+		case !strings.EqualFold(found, m[1]):
+			return ""
+		}
+	}
+	if strings.Count(filter, "{username}") != len(filterAttrRE.FindAllString(filter, -1)) {
+		return "" // {username} also inside something else, such as a substring
+	}
+	return found
 }

@@ -104,3 +104,15 @@ func (s *Secret) resolve(warn func(string)) (msg, hint string) {
 	s.set = true
 	return "", ""
 }
+
+// ResolveSecret reads a secret given on a command line as the file would
+// give it: a literal, env:NAME or file:/path (so that it need not be
+// typed where ps and /proc show it). The message of the error says what
+// is wrong and what to do.
+func ResolveSecret(ref string) (string, error) {
+	s := Secret{ref: ref}
+	if msg, hint := s.resolve(func(string) {}); msg != "" {
+		return "", fmt.Errorf("%s (%s)", msg, hint)
+	}
+	return s.value, nil
+}

@@ -141,3 +141,39 @@ const hintSep = "\x1f"
 func typeError(n *yaml.Node, msg, hint string) error {
 	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s%s%s", n.Line, msg, hintSep, hint)}}
 }
+
+// UnmarshalYAML accepts a path, or a mapping {file, revocation}.
+func (f *CAFile) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*f = CAFile{File: n.Value}
+		return nil
+	case yaml.MappingNode:
+		var out CAFile
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			if v.Kind != yaml.ScalarNode {
+				return typeError(v, fmt.Sprintf("%s must be a value", k.Value), "write file: /path/ca.pem and revocation: crl, ocsp, crl_and_ocsp or none")
+			}
+			switch k.Value {
+			case "file":
+				out.File = v.Value
+			case "revocation":
+				out.Revocation = v.Value
+			default:
+				return typeError(k, fmt.Sprintf("unknown key %q in a CA", k.Value), "keys here: file, revocation")
+			}
+		}
+		*f = out
+		return nil
+	}
+	return typeError(n, "a CA must be a path or {file: PATH, revocation: RULE}", `write "/etc/mfabridge/cards-ca.pem", or {file: /etc/mfabridge/cards-ca.pem, revocation: none}`)
+}
+
+// MarshalYAML writes a CA with no rule of its own as its path.
+func (f CAFile) MarshalYAML() (any, error) {
+	if f.Revocation == "" {
+		return f.File, nil
+	}
+	return map[string]string{"file": f.File, "revocation": f.Revocation}, nil
+}

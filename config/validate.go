@@ -88,6 +88,16 @@ func (c *Config) validateServer(v *validator) {
 	if s.AdminListen != "" {
 		checkListen(v, "server.admin_listen", s.AdminListen)
 	}
+	if s.WebhookListen != "" {
+		checkListen(v, "server.webhook_listen", s.WebhookListen)
+		if s.WebhookListen == s.AdminListen {
+			v.bad("server.webhook_listen", "the same address as admin_listen", "give the webhooks their own address, or leave webhook_listen empty")
+		}
+	}
+	if s.DuplicateCacheEntries < 64 || s.DuplicateCacheEntries > 1<<24 {
+		v.bad("server.duplicate_cache_entries", fmt.Sprintf("%d is not from 64 to 16777216", s.DuplicateCacheEntries),
+			"65536 holds 30s of more than 2,000 requests a second from one client")
+	}
 	if s.PublicURL != "" {
 		if u, err := url.Parse(s.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			v.bad("server.public_url", fmt.Sprintf("%q is not an http(s) URL", s.PublicURL),
@@ -179,6 +189,23 @@ func (c *Config) validateClients(v *validator) {
 		}
 		if _, ok := c.Policies[cl.Policy]; !ok {
 			v.bad(p+".policy", fmt.Sprintf("no policy named %q", cl.Policy), "policies defined: "+keys(c.Policies))
+		}
+		nasSeen := map[string]bool{}
+		for j, n := range cl.NAS {
+			np := fmt.Sprintf("%s.nas[%d]", p, j)
+			if !cl.Proxy {
+				v.bad(np, "a policy per NAS-Identifier is for proxies: the client itself is the NAS otherwise", "set proxy: true, or use policy")
+			}
+			switch {
+			case n.Identifier == "":
+				v.bad(np+".identifier", "missing", "write the NAS-Identifier the proxy passes on, such as asa-london")
+			case nasSeen[n.Identifier]:
+				v.bad(np+".identifier", fmt.Sprintf("%q is listed twice", n.Identifier), "remove the duplicate")
+			}
+			nasSeen[n.Identifier] = true
+			if _, ok := c.Policies[n.Policy]; !ok {
+				v.bad(np+".policy", fmt.Sprintf("no policy named %q", n.Policy), "policies defined: "+keys(c.Policies))
+			}
 		}
 		if cl.RequireMessageAuthenticator == MAFalse {
 			v.warning(p+".require_message_authenticator",
@@ -284,12 +311,54 @@ func (c *Config) validateLDAP(v *validator) {
 	if l.Groups.NameAttribute == "" {
 		v.bad("ldap.groups.name_attribute", "missing", "write the attribute that names a group, usually cn")
 	}
+	if !c.groupsBaseSet {
+		c.groupNamesNeedBase(v)
+	}
+	switch {
+	case l.Attributes.Username == "" && strings.Contains(l.UserFilter, "{username}"):
+		v.bad("ldap.attributes.username", "user_filter does not compare {username} with exactly one attribute, so the attribute that names a user is not known",
+			"set ldap.attributes.username to the attribute whose value is the user's name, such as uid or sAMAccountName")
+	case l.Attributes.Username != "" && !attrNameRE.MatchString(l.Attributes.Username):
+		v.bad("ldap.attributes.username", fmt.Sprintf("%q is not an attribute name", l.Attributes.Username), "write a name such as uid")
+	}
 	if l.PoolSize < 1 || l.PoolSize > 256 {
 		v.bad("ldap.pool_size", fmt.Sprintf("%d is not from 1 to 256", l.PoolSize), "8 suits most sites")
 	}
 	positive(v, "ldap.timeout", l.Timeout, time.Minute)
 	if l.CacheTTL < 0 || l.CacheTTL > 10*time.Minute {
 		v.bad("ldap.cache_ttl", fmt.Sprintf("%s is not from 0s to 10m", l.CacheTTL), "0s turns it off; 30s is usual")
+	}
+}
+
+var attrNameRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9-]*$`)
+
+// groupNamesNeedBase refuses a group named without a DN when
+// ldap.groups.base_dn was left to default to ldap.base_dn: any group of
+// that name anywhere under the base would then match, including one a
+// user may create.
+func (c *Config) groupNamesNeedBase(v *validator) {
+	for _, name := range sortedKeys(c.Policies) {
+		p := c.Policies[name]
+		lists := []struct {
+			key  string
+			list []string
+		}{{"deny_groups", p.DenyGroups}, {"require_groups", p.RequireGroups}, {"bypass_groups", p.BypassGroups}}
+		for i, r := range p.ReplyAttributes {
+			lists = append(lists, struct {
+				key  string
+				list []string
+			}{fmt.Sprintf("reply_attributes[%d].groups", i), r.Groups})
+		}
+		for _, l := range lists {
+			for i, g := range l.list {
+				if !strings.Contains(g, "=") && strings.TrimSpace(g) != "" {
+					v.bad(fmt.Sprintf("policies.%s.%s[%d]", name, l.key, i),
+						fmt.Sprintf("group %q is named without its DN and ldap.groups.base_dn is not set, so a group of that name anywhere under ldap.base_dn would match", g),
+						"set ldap.groups.base_dn to where your groups live (such as ou=groups,dc=example,dc=org), or name the group by its DN")
+					return
+				}
+			}
+		}
 	}
 }
 
@@ -330,6 +399,9 @@ func (c *Config) validateStoreState(v *validator) {
 				`create a key with: openssl rand -hex 32 > /etc/mfabridge/store.key, then write key: "file:/etc/mfabridge/store.key"`)
 			break
 		}
+	}
+	if c.State.MaxEntries < 100 || c.State.MaxEntries > 100_000_000 {
+		v.bad("state.max_entries", fmt.Sprintf("%d is not from 100 to 100000000", c.State.MaxEntries), "1000000 suits most sites")
 	}
 	switch c.State.Backend {
 	case "memory":
@@ -408,6 +480,37 @@ func (c *Config) validateFactors(v *validator) {
 		v.bad("factors.smartcard.identity", fmt.Sprintf("%q is not upn, email or subject_cn", f.Smartcard.Identity), "upn suits Active Directory cards")
 	}
 	sc := f.Smartcard
+	rules := []string{RevocationCRL, RevocationOCSP, RevocationCRLAndOCSP, RevocationNone}
+	if !slices.Contains(rules, sc.Revocation) {
+		v.bad("factors.smartcard.revocation", fmt.Sprintf("%q is not crl, ocsp, crl_and_ocsp or none", sc.Revocation), "crl suits a CA that publishes CRLs")
+	}
+	for i, ca := range sc.CAFiles {
+		cp := fmt.Sprintf("factors.smartcard.ca_files[%d]", i)
+		if ca.File == "" {
+			v.bad(cp, "missing file", "write the path of the CA's PEM certificate")
+		}
+		if ca.Revocation != "" && !slices.Contains(rules, ca.Revocation) {
+			v.bad(cp+".revocation", fmt.Sprintf("%q is not crl, ocsp, crl_and_ocsp or none", ca.Revocation), "crl suits a CA that publishes CRLs")
+		}
+		if ca.Revocation == RevocationNone || ca.Revocation == "" && sc.Revocation == RevocationNone {
+			v.warning(cp, "revocation: none: a revoked card from this CA is accepted until it expires")
+		}
+	}
+	if (sc.Revocation == RevocationOCSP || sc.Revocation == RevocationCRLAndOCSP) && !sc.OCSP {
+		v.bad("factors.smartcard.ocsp", fmt.Sprintf("revocation: %s needs ocsp: true", sc.Revocation), "set ocsp: true, or revocation: crl")
+	}
+	for i, r := range sc.AllowedRealms {
+		if r == "" || strings.ContainsAny(r, "@ ") {
+			v.bad(fmt.Sprintf("factors.smartcard.allowed_realms[%d]", i), fmt.Sprintf("%q is not a realm", r), "write the part after @, such as example.org")
+		}
+	}
+	if len(sc.AllowedRealms) > 0 && sc.Identity == "subject_cn" {
+		v.bad("factors.smartcard.allowed_realms", "identity subject_cn names no realm", "use identity upn or email, or remove allowed_realms")
+	}
+	if sc.Identity != "subject_cn" && len(sc.AllowedRealms) == 0 && c.LDAP.Attributes.UPN == "" && c.usesSmartcards() {
+		v.bad("ldap.attributes.upn", "empty: a card's UPN or email address is looked up in this attribute, so no card would find its user",
+			"write the attribute holding it (userPrincipalName in Active Directory, mail), or list factors.smartcard.allowed_realms")
+	}
 	positive(v, "factors.smartcard.ocsp_timeout", sc.OCSPTimeout, time.Minute)
 	if sc.FragmentSize < 200 || sc.FragmentSize > 3000 {
 		v.bad("factors.smartcard.fragment_size", fmt.Sprintf("%d is not from 200 to 3000", sc.FragmentSize), "1000 suits most supplicants")
@@ -465,9 +568,13 @@ func (c *Config) validatePolicies(v *validator) {
 				"add voice to factors and set factors.voice.mode: approve, or use challenge")
 		}
 		if seen[FactorVoice] && p.MFA != MFAOff && c.Factors.Voice.Mode == "approve" &&
-			(c.Server.PublicURL == "" || c.Server.AdminListen == "") && !c.Factors.Twilio.AccountSID.IsZero() {
-			v.bad(at+".factors", "voice approve needs server.public_url and server.admin_listen: Twilio posts the key pressed there",
-				"set server.public_url to the https address that reaches admin_listen")
+			(c.Server.PublicURL == "" || c.Server.AdminListen == "" && c.Server.WebhookListen == "") && !c.Factors.Twilio.AccountSID.IsZero() {
+			v.bad(at+".factors", "voice approve needs server.public_url and server.webhook_listen (or admin_listen): Twilio posts the key pressed there",
+				"set server.public_url to the https address that reaches webhook_listen")
+		}
+		if p.PhoneMethods != PhoneAlways && p.PhoneMethods != PhoneOnlyWithoutApp {
+			v.bad(at+".phone_methods", fmt.Sprintf("%q is not always or only_without_app", p.PhoneMethods),
+				"only_without_app keeps a number written into the directory from becoming an app user's second factor")
 		}
 		if p.Unenrolled != UnenrolledReject && p.Unenrolled != UnenrolledAllow {
 			v.bad(at+".unenrolled", fmt.Sprintf("%q is not reject or allow", p.Unenrolled), "reject is the safe choice")
@@ -568,6 +675,9 @@ func (c *Config) validateLockoutLogging(v *validator) {
 	}
 	positive(v, "lockout.window", l.Window, 24*time.Hour)
 	positive(v, "lockout.duration", l.Duration, 24*time.Hour)
+	if l.KnownStationTTL < 0 || l.KnownStationTTL > 8760*time.Hour {
+		v.bad("lockout.known_station_ttl", fmt.Sprintf("%s is not from 0s to 8760h", l.KnownStationTTL), "720h is 30 days; 0s turns it off")
+	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Logging.Level) {
 		v.bad("logging.level", fmt.Sprintf("%q is not debug, info, warn or error", c.Logging.Level), "write info")
 	}
@@ -617,7 +727,10 @@ func (c *Config) resolve() []Problem {
 			v.bad("server.radsec_tls."+key, err.Error(), "give a PEM file mfabridge may read")
 		}
 	}
-	scFiles := append([]string{c.Factors.Smartcard.ServerCertFile, c.Factors.Smartcard.ServerKeyFile}, c.Factors.Smartcard.CAFiles...)
+	scFiles := []string{c.Factors.Smartcard.ServerCertFile, c.Factors.Smartcard.ServerKeyFile}
+	for _, ca := range c.Factors.Smartcard.CAFiles {
+		scFiles = append(scFiles, ca.File)
+	}
 	for i, f := range append(scFiles, c.Factors.Smartcard.CRLFiles...) {
 		if f == "" {
 			continue
@@ -656,4 +769,14 @@ func DecodeKey(s string) ([]byte, error) {
 		return b, nil
 	}
 	return nil, fmt.Errorf("the key is not 32 bytes in hex (64 characters) or base64 (44 characters)")
+}
+
+// usesSmartcards reports whether a policy accepts EAP-TLS.
+func (c *Config) usesSmartcards() bool {
+	for _, p := range c.Policies {
+		if p.Smartcard {
+			return true
+		}
+	}
+	return false
 }

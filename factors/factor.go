@@ -26,6 +26,21 @@ const (
 // for its user (match_stored_certificate).
 var ErrCertNotEnrolled = errors.New("the certificate is not the one enrolled for the user")
 
+// CertIdentity is who a client certificate says it belongs to.
+type CertIdentity struct {
+	// Value is the identity as the certificate carries it: a UPN, an
+	// email address, or a subject CN.
+	Value string
+	// Login is the name to look the user up by with user_filter (a
+	// subject CN, or the local part of a UPN in an allowed realm); ""
+	// means the whole Value is looked up in the directory attribute that
+	// holds certificate identities.
+	Login string
+	// SID is the security identifier of the strong certificate mapping
+	// extension (1.3.6.1.4.1.311.25.2, KB5014754), "" when absent.
+	SID string
+}
+
 // Factor is one second factor, as the conversation sees it.
 type Factor interface {
 	// Method names the factor.

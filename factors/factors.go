@@ -9,12 +9,24 @@ import (
 // User is a directory entry after a successful primary authentication or
 // lookup.
 type User struct {
-	Name   string   // the login name as normalised for the directory
+	// Name is the user's one identity: the entry's naming attribute
+	// (ldap.attributes.username) as stored, in the normalised form of
+	// internal/username. Enrolments, lockout counters, send limits, the
+	// replay guard, remembered logins and audit records are keyed on it,
+	// never on what was typed.
+	Name string
+	// Login is the name the entry was found by, as normalised from what
+	// the user typed ("ALICE@example.org" found "alice"); "" when it is
+	// Name.
+	Login  string
 	DN     string   // the entry's distinguished name
-	Groups []string // group names (name_attribute) and DNs, for matching
+	Groups []string // the groups policies name that the user is in, as the policies write them
 	Mobile string   // for text messages, as stored; "" when absent
 	Voice  string   // for calls, as stored; "" when absent
 	UPN    string   // smartcard identity attribute
+	// SID is Active Directory's objectSid as S-1-5-21-…, read by smartcard
+	// lookups; "" when the entry has none.
+	SID string
 	// Certificates are DER certificates from the certificate attribute.
 	Certificates [][]byte
 	// Enrolment is filled by the conversation from the enrolment store.
@@ -46,6 +58,12 @@ func (u *User) InAny(groups []string) bool {
 // look the same from outside.
 var ErrBadCredentials = errors.New("bad credentials")
 
+// ErrNoSuchUser is a name no directory entry answers to (or more than
+// one does). It is told apart from ErrBadCredentials inside the bridge
+// only, so that no per-user state is kept for names nobody holds; from
+// outside it must look like a wrong password.
+var ErrNoSuchUser = fmt.Errorf("no such user: %w", ErrBadCredentials)
+
 // ErrUnavailable wraps failures to reach a backend (every directory server
 // down, a timeout): the user may be fine, the bridge cannot tell.
 var ErrUnavailable = errors.New("backend unavailable")
@@ -55,6 +73,9 @@ var ErrUnavailable = errors.New("backend unavailable")
 // right, so they must never be shown to someone who might not know it.
 type AccountError struct {
 	Reason string // a stable reason code, see the Reason constants
+	// User is the canonical name of the account refused, when the refusal
+	// comes from a lookup (a smartcard login); "" otherwise.
+	User string
 }
 
 func (e *AccountError) Error() string { return "account refused: " + e.Reason }

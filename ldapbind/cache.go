@@ -34,7 +34,7 @@ func newEntryCache(ttl time.Duration, max int, now func() time.Time) *entryCache
 	return &entryCache{ttl: ttl, max: max, now: now, m: map[string]cached{}}
 }
 
-// get returns a copy of the cached user, or nil.
+// get returns a copy of the user cached under the login name, or nil.
 func (c *entryCache) get(name string) *factors.User {
 	if c == nil {
 		return nil
@@ -50,11 +50,11 @@ func (c *entryCache) get(name string) *factors.User {
 		return nil
 	}
 	u := e.user
-	u.Groups = append([]string(nil), e.user.Groups...)
+	u.Groups = append([]string{}, e.user.Groups...)
 	return &u
 }
 
-func (c *entryCache) put(u *factors.User) {
+func (c *entryCache) put(key string, u *factors.User) {
 	if c == nil {
 		return
 	}
@@ -72,9 +72,9 @@ func (c *entryCache) put(u *factors.User) {
 		}
 	}
 	cp := *u
-	cp.Groups = append([]string(nil), u.Groups...)
+	cp.Groups = append([]string{}, u.Groups...) // never nil: they are known
 	cp.Certificates, cp.Enrolment = nil, nil
-	c.m[u.Name] = cached{user: cp, expires: now.Add(c.ttl)}
+	c.m[key] = cached{user: cp, expires: now.Add(c.ttl)}
 }
 
 func (c *entryCache) drop(name string) {

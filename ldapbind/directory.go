@@ -16,6 +16,7 @@ import (
 
 	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
+	"github.com/mfabridge/mfabridge/internal/username"
 )
 
 // Options configure a Directory.
@@ -25,6 +26,11 @@ type Options struct {
 	// IdleCheck is how long a pooled connection may sit idle before it is
 	// probed on checkout; default 30s.
 	IdleCheck time.Duration
+	// Lowercase is server.username.lowercase: the form of canonical names.
+	Lowercase bool
+	// Groups are the groups policies name (DNs or names); a User's Groups
+	// are those of them it is in, as written here.
+	Groups []string
 }
 
 // Directory is the LDAP or Active Directory behind the bridge. It is safe
@@ -35,8 +41,11 @@ type Directory struct {
 	search  *pool // bound as the service account
 	bind    *pool // user binds
 	cache   *entryCache
-	log     *slog.Logger
-	now     func() time.Time
+	groups  *groupMatcher
+	// lowercase is the form of canonical names (server.username).
+	lowercase bool
+	log       *slog.Logger
+	now       func() time.Time
 }
 
 // New prepares a Directory from a resolved configuration; it dials
@@ -67,7 +76,11 @@ func New(cfg config.LDAP, o Options) (*Directory, error) {
 		}
 		base.RootCAs = pool
 	}
-	d := &Directory{cfg: cfg, log: o.Log, now: o.Now, cache: newEntryCache(cfg.CacheTTL, 100_000, o.Now)}
+	if cfg.Attributes.Username == "" {
+		return nil, errors.New("ldapbind: ldap.attributes.username is not set")
+	}
+	d := &Directory{cfg: cfg, log: o.Log, now: o.Now, cache: newEntryCache(cfg.CacheTTL, 100_000, o.Now),
+		groups: newGroupMatcher(cfg.Groups.BaseDN, cfg.Groups.NameAttribute, o.Groups), lowercase: o.Lowercase}
 	for _, u := range cfg.URLs {
 		s, err := newServer(u, base)
 		if err != nil {
@@ -113,84 +126,159 @@ func (d *Directory) with(ctx context.Context, p *pool, f func(*conn) error) erro
 	}
 }
 
-// Authenticate checks password for username (DESIGN §2 step 8): search
-// with the service account, then bind as the entry's DN on a connection of
-// the bind pool.
-func (d *Directory) Authenticate(ctx context.Context, username, password string) (*factors.User, error) {
+// Find looks a user up with the service account (DESIGN §2 step 8, the
+// search): login is the name as normalised from what the user typed. The
+// User it returns carries the canonical name (see canonical), the DN and
+// the attributes the factors read; Bind checks the password. A name no
+// entry answers to, or more than one, is factors.ErrNoSuchUser.
+func (d *Directory) Find(ctx context.Context, login string) (*factors.User, error) {
+	if u := d.cache.get(login); u != nil {
+		return u, nil
+	}
+	e, err := d.findUser(ctx, d.userFilter(login), login, false)
+	if err != nil {
+		return nil, err
+	}
+	u, err := d.user(e)
+	if err != nil {
+		return nil, err
+	}
+	u.Login = loginOf(login, u.Name)
+	return u, nil
+}
+
+// Bind checks password against u's entry (found by Find) with a bind on a
+// connection of the bind pool, then completes u with its groups. Errors
+// are factors.ErrBadCredentials, *factors.AccountError, or wrap
+// factors.ErrUnavailable.
+func (d *Directory) Bind(ctx context.Context, u *factors.User, password string) (*factors.User, error) {
 	if password == "" {
 		// An empty simple bind is an anonymous bind (RFC 4513 §5.1.2).
 		return nil, factors.ErrBadCredentials
 	}
-	if u := d.cache.get(username); u != nil {
-		err := d.with(ctx, d.bind, func(c *conn) error { return c.Bind(u.DN, password) })
-		if err == nil {
-			return u, nil
-		}
+	err := d.with(ctx, d.bind, func(c *conn) error { return c.Bind(u.DN, password) })
+	if err != nil {
 		if errors.Is(err, factors.ErrUnavailable) {
 			return nil, err
 		}
 		// One bind per attempt, as without the cache (a directory counts
 		// failed binds towards its own lockout); the next login searches
 		// afresh, in case the entry moved.
-		d.cache.drop(username)
+		d.cache.drop(cacheKey(u))
 		return nil, bindError(err)
 	}
-	e, err := d.findUser(ctx, username, false)
-	if err != nil {
-		if errors.Is(err, errNoSuchUser) {
-			// Spend a bind anyway, so that an unknown user takes as long
-			// as a wrong password and timing does not tell them apart.
-			d.with(ctx, d.bind, func(c *conn) error { return c.Bind(d.decoyDN(), password) })
-			return nil, factors.ErrBadCredentials
-		}
-		return nil, err
-	}
-	err = d.with(ctx, d.bind, func(c *conn) error { return c.Bind(e.DN, password) })
-	if err != nil {
-		if errors.Is(err, factors.ErrUnavailable) {
+	if u.Groups == nil {
+		if u, err = d.withGroups(ctx, u); err != nil {
 			return nil, err
 		}
-		return nil, bindError(err)
 	}
-	u, err := d.user(ctx, username, e)
-	if err == nil {
-		d.cache.put(u)
-	}
-	return u, err
+	d.cache.put(cacheKey(u), u)
+	return u, nil
 }
 
-// Lookup finds a user without a password, for factors that prove identity
-// another way (a smartcard certificate). It reads the certificate
-// attribute too. No bind tells it that the account is disabled, so it
-// reads the usual markers: Active Directory's userAccountControl
-// (ACCOUNTDISABLE, LOCKOUT), OpenLDAP ppolicy's pwdAccountLockedTime and
-// 389 Directory Server's nsAccountLock.
-func (d *Directory) Lookup(ctx context.Context, username string) (*factors.User, error) {
-	e, err := d.findUser(ctx, username, true)
+// Decoy spends a bind that fails, against a DN no entry has: a login by
+// a name nobody holds then costs what a wrong password costs, and timing
+// does not tell the two apart.
+func (d *Directory) Decoy(ctx context.Context, password string) {
+	if password == "" {
+		return
+	}
+	d.with(ctx, d.bind, func(c *conn) error { return c.Bind(d.decoyDN(), password) })
+}
+
+// Lookup finds a user without a password, for factors that prove
+// identity another way (a smartcard certificate): by login name with
+// user_filter. It reads the certificate attribute too. No bind tells it
+// that the account is disabled, so it reads the usual markers: Active
+// Directory's userAccountControl (ACCOUNTDISABLE, LOCKOUT), its computed
+// msDS-User-Account-Control-Computed (a lockout still in force) and
+// accountExpires, OpenLDAP ppolicy's pwdAccountLockedTime and 389
+// Directory Server's nsAccountLock.
+func (d *Directory) Lookup(ctx context.Context, login string) (*factors.User, error) {
+	return d.lookup(ctx, d.userFilter(login), login)
+}
+
+// LookupIdentity finds a user by the whole UPN or email address a
+// certificate carries, in ldap.attributes.upn, as Lookup does: a realm
+// is never dropped, so a card of another domain finds no local user.
+func (d *Directory) LookupIdentity(ctx context.Context, id string) (*factors.User, error) {
+	if d.cfg.Attributes.UPN == "" {
+		return nil, factors.ErrNoSuchUser
+	}
+	filter := "(" + d.cfg.Attributes.UPN + "=" + ldap.EscapeFilter(id) + ")"
+	return d.lookup(ctx, filter, id)
+}
+
+func (d *Directory) lookup(ctx context.Context, filter, login string) (*factors.User, error) {
+	e, err := d.findUser(ctx, filter, login, true)
 	if err != nil {
-		if errors.Is(err, errNoSuchUser) {
-			return nil, factors.ErrBadCredentials
-		}
 		return nil, err
 	}
-	if reason := disabled(e); reason != "" {
-		return nil, &factors.AccountError{Reason: reason}
+	u, err := d.user(e)
+	if err != nil {
+		return nil, err
 	}
-	return d.user(ctx, username, e)
+	if reason := disabled(e, d.now()); reason != "" {
+		return nil, &factors.AccountError{Reason: reason, User: u.Name}
+	}
+	u.Login = loginOf(login, u.Name)
+	return d.withGroups(ctx, u)
+}
+
+func loginOf(login, name string) string {
+	if login == name {
+		return ""
+	}
+	return login
+}
+
+func cacheKey(u *factors.User) string {
+	if u.Login != "" {
+		return u.Login
+	}
+	return u.Name
 }
 
 // disabledAttrs are read by Lookup; see disabled.
-var disabledAttrs = []string{"userAccountControl", "pwdAccountLockedTime", "nsAccountLock"}
+var disabledAttrs = []string{"userAccountControl", "msDS-User-Account-Control-Computed", "accountExpires",
+	"pwdAccountLockedTime", "nsAccountLock"}
 
-func disabled(e *ldap.Entry) string {
-	if v := e.GetAttributeValue("userAccountControl"); v != "" {
-		if n, err := strconv.ParseUint(v, 10, 32); err == nil {
-			switch {
-			case n&0x2 != 0:
-				return factors.ReasonAccountDisabled
-			case n&0x10 != 0:
-				return factors.ReasonAccountLocked
-			}
+// Active Directory's userAccountControl flags (MS-ADTS 2.2.16).
+const (
+	uacAccountDisable = 0x2
+	uacLockout        = 0x10
+)
+
+// adNeverExpires are accountExpires values that mean never: 0 and the
+// largest FILETIME.
+const adNeverExpires = 0x7FFFFFFFFFFFFFFF
+
+// disabled returns the reason an entry may not log in without a
+// password check to say so, or "".
+func disabled(e *ldap.Entry, now time.Time) string {
+	for _, a := range []string{"userAccountControl", "msDS-User-Account-Control-Computed"} {
+		v := e.GetAttributeValue(a)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return factors.ReasonAccountDisabled // unreadable: refuse rather than guess
+		}
+		switch {
+		case n&uacAccountDisable != 0:
+			return factors.ReasonAccountDisabled
+		case n&uacLockout != 0:
+			return factors.ReasonAccountLocked
+		}
+	}
+	if v := e.GetAttributeValue("accountExpires"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return factors.ReasonAccountExpired
+		}
+		if n != 0 && n != adNeverExpires && !now.Before(fileTime(n)) {
+			return factors.ReasonAccountExpired
 		}
 	}
 	if e.GetAttributeValue("pwdAccountLockedTime") != "" {
@@ -202,23 +290,34 @@ func disabled(e *ldap.Entry) string {
 	return ""
 }
 
+// fileTime converts a Windows FILETIME (100 ns intervals since 1601) to
+// a time.
+func fileTime(n int64) time.Time {
+	const epochDiff = 116444736000000000 // 1601-01-01 to 1970-01-01 in 100 ns
+	n -= epochDiff
+	return time.Unix(n/10_000_000, n%10_000_000*100)
+}
+
 // Ping checks that a search connection can be had and answers: readiness.
 func (d *Directory) Ping(ctx context.Context) error {
 	return d.with(ctx, d.search, func(c *conn) error { _, err := c.WhoAmI(nil); return err })
 }
 
-var errNoSuchUser = errors.New("no such user")
-
 // decoyDN is a DN no entry has, under base_dn.
 func (d *Directory) decoyDN() string { return "cn=mfabridge-no-such-user," + d.cfg.BaseDN }
 
-// findUser searches base_dn with user_filter, the name escaped as RFC 4515
-// requires, asking for at most two entries: one is the user, none is
-// errNoSuchUser, two means the filter is ambiguous and nobody gets in.
-func (d *Directory) findUser(ctx context.Context, username string, withCert bool) (*ldap.Entry, error) {
-	filter := strings.ReplaceAll(d.cfg.UserFilter, "{username}", ldap.EscapeFilter(username))
-	attrs := []string{"dn"}
+// userFilter is user_filter with login in place of {username}, escaped
+// as RFC 4515 requires.
+func (d *Directory) userFilter(login string) string {
+	return strings.ReplaceAll(d.cfg.UserFilter, "{username}", ldap.EscapeFilter(login))
+}
+
+// findUser searches base_dn with filter, asking for at most two entries:
+// one is the user; none, or two (the filter is ambiguous and nobody gets
+// in), is factors.ErrNoSuchUser.
+func (d *Directory) findUser(ctx context.Context, filter, login string, withCert bool) (*ldap.Entry, error) {
 	a := d.cfg.Attributes
+	attrs := []string{a.Username}
 	for _, n := range []string{a.Mobile, a.Voice, a.UPN} {
 		if n != "" {
 			attrs = append(attrs, n)
@@ -229,8 +328,9 @@ func (d *Directory) findUser(ctx context.Context, username string, withCert bool
 	}
 	if withCert {
 		attrs = append(attrs, disabledAttrs...)
+		attrs = append(attrs, "objectSid")
 	}
-	if d.cfg.Groups.Mode == config.GroupsMemberOf {
+	if d.cfg.Groups.Mode == config.GroupsMemberOf && !d.cfg.Groups.Nested {
 		attrs = append(attrs, "memberOf")
 	}
 	req := ldap.NewSearchRequest(d.cfg.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
@@ -243,29 +343,67 @@ func (d *Directory) findUser(ctx context.Context, username string, withCert bool
 	})
 	switch {
 	case ldap.IsErrorWithCode(err, ldap.LDAPResultSizeLimitExceeded) || (err == nil && len(res.Entries) > 1):
-		d.log.Warn("user filter matches more than one entry; refusing", "user", username)
-		return nil, factors.ErrBadCredentials
+		d.log.Warn("user filter matches more than one entry; refusing", "user", login)
+		return nil, factors.ErrNoSuchUser
 	case ldap.IsErrorWithCode(err, ldap.LDAPResultNoSuchObject):
-		return nil, errNoSuchUser
+		return nil, factors.ErrNoSuchUser
 	case errors.Is(err, factors.ErrUnavailable):
 		return nil, err
 	case err != nil:
 		return nil, factors.Unavailable("ldapbind: search", err)
 	case len(res.Entries) == 0:
-		return nil, errNoSuchUser
+		return nil, factors.ErrNoSuchUser
 	}
 	return res.Entries[0], nil
 }
 
-// user builds the User from the entry, reading groups as configured.
-func (d *Directory) user(ctx context.Context, username string, e *ldap.Entry) (*factors.User, error) {
+// ErrNoName is an entry whose naming attribute (ldap.attributes.username)
+// gives no single name the bridge can key on.
+var ErrNoName = errors.New("ldapbind: the entry has no usable name in its naming attribute")
+
+// canonical is the one name of an entry: the value of the naming
+// attribute as stored, in the normalised form of internal/username. An
+// entry with several values (uid is multi-valued) is named by the one
+// in its RDN, if its RDN is that attribute; otherwise it has no one name
+// and nobody may log in as it.
+func (d *Directory) canonical(e *ldap.Entry) (string, error) {
+	attr := d.cfg.Attributes.Username
+	values := e.GetEqualFoldAttributeValues(attr)
+	if len(values) > 1 {
+		values = nil
+		if dn, err := ldap.ParseDN(e.DN); err == nil && len(dn.RDNs) > 0 {
+			for _, a := range dn.RDNs[0].Attributes {
+				if strings.EqualFold(a.Type, attr) {
+					values = []string{a.Value}
+				}
+			}
+		}
+	}
+	if len(values) != 1 {
+		return "", fmt.Errorf("%w: %s has %d values of %s", ErrNoName, e.DN, len(values), attr)
+	}
+	name, err := username.Canonical(values[0], d.lowercase)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s: %s %q: %v", ErrNoName, e.DN, attr, values[0], err)
+	}
+	return name, nil
+}
+
+// user builds the User from the entry; in member_of mode its groups too.
+func (d *Directory) user(e *ldap.Entry) (*factors.User, error) {
+	name, err := d.canonical(e)
+	if err != nil {
+		d.log.Warn("directory entry refused: no single name to key it on", "err", err)
+		return nil, factors.ErrNoSuchUser
+	}
 	a := d.cfg.Attributes
 	u := &factors.User{
-		Name:   username,
+		Name:   name,
 		DN:     e.DN,
 		Mobile: attr(e, a.Mobile),
 		Voice:  attr(e, a.Voice),
 		UPN:    attr(e, a.UPN),
+		SID:    sidString(e.GetRawAttributeValue("objectSid")),
 	}
 	if a.Certificate != "" {
 		base, _, _ := strings.Cut(a.Certificate, ";")
@@ -276,13 +414,10 @@ func (d *Directory) user(ctx context.Context, username string, e *ldap.Entry) (*
 			}
 		}
 	}
-	var err error
-	if d.cfg.Groups.Mode == config.GroupsMemberOf {
-		u.Groups = d.groupNames(e.GetAttributeValues("memberOf"))
-	} else {
-		u.Groups, err = d.searchGroups(ctx, username, e.DN)
+	if d.cfg.Groups.Mode == config.GroupsMemberOf && !d.cfg.Groups.Nested {
+		u.Groups = d.groups.match(e.GetAttributeValues("memberOf"), nil)
 	}
-	return u, err
+	return u, nil
 }
 
 func attr(e *ldap.Entry, name string) string {
@@ -292,25 +427,21 @@ func attr(e *ldap.Entry, name string) string {
 	return e.GetAttributeValue(name)
 }
 
-// groupNames returns each group DN and, beside it, the value of its first
-// RDN, so policies may name a group by cn or by DN.
-func (d *Directory) groupNames(dns []string) []string {
-	out := make([]string, 0, 2*len(dns))
-	for _, dn := range dns {
-		out = append(out, dn)
-		if p, err := ldap.ParseDN(dn); err == nil && len(p.RDNs) > 0 && len(p.RDNs[0].Attributes) > 0 {
-			out = append(out, p.RDNs[0].Attributes[0].Value)
-		}
-	}
-	return out
-}
-
 // maxGroups bounds the groups read for one user.
 const maxGroups = 1000
 
-func (d *Directory) searchGroups(ctx context.Context, username, dn string) ([]string, error) {
+// inChain is Active Directory's LDAP_MATCHING_RULE_IN_CHAIN: membership
+// through nested groups.
+const inChain = "1.2.840.113556.1.4.1941"
+
+// withGroups fills u.Groups by a search under groups.base_dn (search
+// mode, or nested groups).
+func (d *Directory) withGroups(ctx context.Context, u *factors.User) (*factors.User, error) {
+	if u.Groups != nil {
+		return u, nil
+	}
 	g := d.cfg.Groups
-	filter := strings.NewReplacer("{dn}", ldap.EscapeFilter(dn), "{username}", ldap.EscapeFilter(username)).Replace(g.Filter)
+	filter := d.groupFilter(u)
 	req := ldap.NewSearchRequest(g.BaseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
 		maxGroups, int(d.cfg.Timeout/time.Second), false, filter, []string{g.NameAttribute}, nil)
 	var res *ldap.SearchResult
@@ -325,15 +456,25 @@ func (d *Directory) searchGroups(ctx context.Context, username, dn string) ([]st
 		}
 		return nil, factors.Unavailable("ldapbind: group search", err)
 	}
-	var out []string
-	if res == nil {
-		return nil, nil
-	}
-	for _, e := range res.Entries {
-		out = append(out, e.DN)
-		if n := e.GetAttributeValue(g.NameAttribute); n != "" {
-			out = append(out, n)
+	var dns []string
+	names := map[string]string{}
+	if res != nil {
+		for _, e := range res.Entries {
+			dns = append(dns, e.DN)
+			if n := e.GetEqualFoldAttributeValues(g.NameAttribute); len(n) > 0 {
+				names[e.DN] = n[0]
+			}
 		}
 	}
-	return out, nil
+	u.Groups = d.groups.match(dns, names)
+	return u, nil
+}
+
+// groupFilter is the filter of a group search for u: the configured one,
+// or with nested groups the in-chain rule on member.
+func (d *Directory) groupFilter(u *factors.User) string {
+	if d.cfg.Groups.Nested {
+		return "(member:" + inChain + ":=" + ldap.EscapeFilter(u.DN) + ")"
+	}
+	return strings.NewReplacer("{dn}", ldap.EscapeFilter(u.DN), "{username}", ldap.EscapeFilter(u.Name)).Replace(d.cfg.Groups.Filter)
 }

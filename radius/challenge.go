@@ -20,7 +20,8 @@ import (
 // and deleted at once) when the answer comes: a State works once.
 type session struct {
 	Client   string           `json:"client"`
-	User     string           `json:"user"`
+	User     string           `json:"user"`            // canonical
+	Login    string           `json:"login,omitempty"` // as the login was typed, when it is not User
 	DN       string           `json:"dn"`
 	Groups   []string         `json:"groups"`
 	Mobile   string           `json:"mobile,omitempty"`
@@ -122,7 +123,7 @@ func (c *Conversation) firstChallenge(ctx context.Context, client *Client, pol *
 }
 
 func (c *Conversation) newSession(client *Client, pol *policy, u *factors.User, methods []factors.Method, station string) session {
-	s := session{Client: client.Name, User: u.Name, DN: u.DN, Groups: u.Groups, Mobile: u.Mobile, Voice: u.Voice,
+	s := session{Client: client.Name, User: u.Name, Login: u.Login, DN: u.DN, Groups: u.Groups, Mobile: u.Mobile, Voice: u.Voice,
 		Policy: pol.name, Methods: methods, Attempts: pol.Attempts, Station: station}
 	if u.Enrolment != nil {
 		s.Epoch = u.Enrolment.LockoutEpoch
@@ -182,19 +183,20 @@ func (c *Conversation) challenge(ctx context.Context, s session, u *factors.User
 	}
 	if err := c.state.Set(ctx, sessionKey(st), b, c.timeout); err != nil {
 		c.log.Error("cannot store a challenge session", "err", err)
-		return reject(ReasonInternal, msgUnavailable)
+		return reject(ReasonStateDown, msgUnavailable)
 	}
 	return decision{code: radius.CodeAccessChallenge, reason: reason, message: text, state: st}
 }
 
 // answer handles the reply to a challenge: the State must be live, issued
-// to this client for this user; then the answer is a menu choice, an
-// approval ("pressed #"), or a code.
-func (c *Conversation) answer(ctx context.Context, client *Client, user string, st []byte, answer string) decision {
+// to this client for this user (under the name the login was typed as,
+// or the canonical one); then the answer is a menu choice, an approval
+// ("pressed #"), or a code.
+func (c *Conversation) answer(ctx context.Context, client *Client, login string, st []byte, answer string) decision {
 	b, ok, err := c.state.Take(ctx, sessionKey(st))
 	if err != nil {
 		c.log.Error("state store unavailable", "err", err)
-		return reject(ReasonInternal, msgUnavailable)
+		return reject(ReasonStateDown, msgUnavailable)
 	}
 	if !ok || len(st) != stateLen {
 		return reject(ReasonUnknownState, msgFailed)
@@ -203,25 +205,39 @@ func (c *Conversation) answer(ctx context.Context, client *Client, user string, 
 	if err := json.Unmarshal(b, &s); err != nil {
 		return reject(ReasonInternal, msgFailed)
 	}
-	if s.Client != client.Name || s.User != user {
+	typedAs := s.Login
+	if typedAs == "" {
+		typedAs = s.User
+	}
+	if s.Client != client.Name || login != typedAs && login != s.User {
 		c.log.Warn("State presented by another client or for another user; refused", "client", client.Name,
-			"user", user, "issued_to_client", s.Client, "issued_for_user", s.User)
+			"user", login, "issued_to_client", s.Client, "issued_for_user", s.User)
 		return reject(ReasonStateMismatch, msgFailed)
 	}
+	u := &factors.User{Name: s.User, Login: s.Login, DN: s.DN, Groups: s.Groups, Mobile: s.Mobile, Voice: s.Voice}
+	d := c.answerSession(ctx, client, s, u, answer)
+	d = about(d, u)
+	if d.code == radius.CodeAccessAccept && s.Station != "" {
+		d.known = &stationKey{user: s.User, epoch: s.Epoch, station: s.Station}
+	}
+	return d
+}
+
+func (c *Conversation) answerSession(ctx context.Context, client *Client, s session, u *factors.User, answer string) decision {
 	pol := c.policies[s.Policy]
 	if pol == nil {
 		return reject(ReasonPolicyMissing, msgFailed)
 	}
-	enr, err := c.enrolment(ctx, user)
+	enr, err := c.enrolment(ctx, s.User)
 	if err != nil {
-		c.log.Error("enrolment store unavailable", "user", user, "err", err)
+		c.log.Error("enrolment store unavailable", "user", s.User, "err", err)
 		return reject(ReasonStoreDown, msgUnavailable)
 	}
-	lk := c.lockKeys(user, s.Epoch)
-	if d, locked := c.checkLock(ctx, lk); locked {
+	u.Enrolment = enr
+	lk := c.lockKeys(s.User, s.Epoch)
+	if _, d, locked := c.checkLock(ctx, lk); locked {
 		return d
 	}
-	u := &factors.User{Name: user, DN: s.DN, Groups: s.Groups, Mobile: s.Mobile, Voice: s.Voice, Enrolment: enr}
 	answer = strings.TrimSpace(answer)
 
 	// A menu choice starts a sending method; it costs no attempt.
@@ -255,7 +271,7 @@ func (c *Conversation) answer(ctx context.Context, client *Client, user string, 
 	}
 
 	d := c.verify(ctx, client, pol, u, lk, s.Methods, s.Active, answer, s.Station)
-	if d.code == radius.CodeAccessAccept || d.reason == ReasonLockedCode || d.reason == ReasonInternal {
+	if d.code == radius.CodeAccessAccept || d.reason == ReasonLockedCode || d.reason == ReasonInternal || d.reason == ReasonStateDown {
 		return d
 	}
 	if s.Attempts-1 <= 0 {
@@ -272,12 +288,17 @@ func (c *Conversation) answer(ctx context.Context, client *Client, user string, 
 }
 
 // verify checks a code against the methods that take one: the stored
-// code methods, and the sending method in use. A pass is recorded
-// (remember, last used); a miss counts towards the code lockout.
+// code methods, and the sending method in use. The guess is counted
+// before the code is looked at (see begin); a pass is recorded
+// (remember, last used).
 func (c *Conversation) verify(ctx context.Context, client *Client, pol *policy, u *factors.User, lk lockKeys,
 	methods []factors.Method, active factors.Method, code, station string) decision {
 	start := c.now()
 	defer func() { c.metrics.Duration.WithLabelValues("factor").Observe(c.now().Sub(start).Seconds()) }()
+	g, d, ok := c.begin(ctx, lk.codeBudget(c.lockout.MaxCodeFailures))
+	if !ok {
+		return d
+	}
 	replayed := false
 	for _, m := range methods {
 		f, ok := c.factors[m]
@@ -292,17 +313,19 @@ func (c *Conversation) verify(ctx context.Context, client *Client, pol *policy, 
 		err := f.Check(ctx, u, code)
 		switch {
 		case err == nil:
+			g.passed(ctx)
 			return c.passed(ctx, client, pol, u, m, station)
 		case errors.Is(err, factors.ErrReplayed):
 			replayed = true
 		case errors.Is(err, factors.ErrWrongCode), errors.Is(err, factors.ErrNotEnrolled), errors.Is(err, factors.ErrExpired),
 			errors.Is(err, factors.ErrNotYet), errors.Is(err, factors.ErrRefused):
 		default:
+			g.undo(ctx)
 			c.log.Error("second factor failed", "user", u.Name, "factor", string(m), "err", err)
 			return reject(ReasonInternal, msgUnavailable)
 		}
 	}
-	if locked := c.countFailure(ctx, lk, true); locked {
+	if g.failed(ctx) {
 		return reject(ReasonLockedCode, msgFailed)
 	}
 	if replayed {
@@ -320,7 +343,7 @@ func (c *Conversation) passed(ctx context.Context, client *Client, pol *policy, 
 		}
 	}
 	if pol.Remember > 0 && station != "" {
-		if err := c.state.Set(ctx, rememberKey(client, u.Name, station), []byte{1}, pol.Remember); err != nil {
+		if err := c.state.Set(ctx, rememberKey(client, u, station), []byte{1}, pol.Remember); err != nil {
 			c.log.Warn("cannot remember the login", "err", err)
 		}
 	}
@@ -438,68 +461,4 @@ func contains(ms []factors.Method, m factors.Method) bool {
 		}
 	}
 	return false
-}
-
-func rememberKey(client *Client, user, station string) string {
-	return "remember:" + client.Name + "\x00" + user + "\x00" + station
-}
-
-func (c *Conversation) isRemembered(ctx context.Context, client *Client, user, station string) bool {
-	_, ok, err := c.state.Get(ctx, rememberKey(client, user, station))
-	return err == nil && ok
-}
-
-// lockKeys are the state keys of one user's lockout in one epoch; an
-// admin's reset moves the user to a new epoch, so old counters no longer
-// count. The epoch comes first: it is digits, so no user name can make
-// two keys collide.
-type lockKeys struct {
-	lock, passwords, codes string
-}
-
-func (c *Conversation) lockKeys(user string, epoch int64) lockKeys {
-	e := strconv.FormatInt(epoch, 10) + ":" + user
-	return lockKeys{lock: "lock:" + e, passwords: "fail:pw:" + e, codes: "fail:code:" + e}
-}
-
-// checkLock reports a lockout in force: the reply is the same as for a
-// wrong password, and no LDAP bind is spent on it.
-func (c *Conversation) checkLock(ctx context.Context, lk lockKeys) (decision, bool) {
-	v, locked, err := c.state.Get(ctx, lk.lock)
-	if err != nil {
-		c.log.Error("state store unavailable", "err", err)
-		return reject(ReasonInternal, msgUnavailable), true
-	}
-	if !locked {
-		return decision{}, false
-	}
-	if string(v) == "code" {
-		return reject(ReasonLockedCode, msgFailed), true
-	}
-	return reject(ReasonLockedPassword, msgFailed), true
-}
-
-// countFailure counts a wrong password or code in the window and locks
-// the user for lockout.duration when the limit is reached; it reports
-// whether it locked. Retransmissions never get here (the duplicate cache
-// answers them), so a NAS resending one request counts once.
-func (c *Conversation) countFailure(ctx context.Context, lk lockKeys, code bool) bool {
-	key, max, what := lk.passwords, c.lockout.MaxFailures, "password"
-	if code {
-		key, max, what = lk.codes, c.lockout.MaxCodeFailures, "code"
-	}
-	n, err := c.state.Incr(ctx, key, c.lockout.Window)
-	if err != nil {
-		c.log.Error("cannot count a failure", "err", err)
-		return false
-	}
-	if n < int64(max) {
-		return false
-	}
-	if err := c.state.Set(ctx, lk.lock, []byte(what), c.lockout.Duration); err != nil {
-		c.log.Error("cannot lock out", "err", err)
-		return false
-	}
-	c.log.Warn("user locked out", "limit", what, "failures", n, "for", c.lockout.Duration.String(), "key", lk.lock)
-	return true
 }

@@ -88,6 +88,18 @@ func (t *ClientTable) LookupRadSec(ip netip.Addr, names []string) *Client {
 	return nil
 }
 
+// RadSecSource reports whether ip lies inside the range of a RadSec
+// client, so that a connection from it may go on to its handshake.
+func (t *ClientTable) RadSecSource(ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, c := range t.radsec {
+		if c.Prefix.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
 // Clients returns the UDP clients then the RadSec clients, each most
 // specific first.
 func (t *ClientTable) Clients() []*Client {

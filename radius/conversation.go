@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"time"
 	"unicode/utf8"
 
@@ -18,18 +19,32 @@ import (
 	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
 	"github.com/mfabridge/mfabridge/internal/audit"
+	"github.com/mfabridge/mfabridge/internal/username"
 	"github.com/mfabridge/mfabridge/radius/eap"
 )
 
-// Directory checks primary credentials: ldapbind implements it.
+// Directory finds users and checks their passwords: ldapbind implements
+// it. Every User it returns is named by its canonical name (the entry's
+// naming attribute), which is what the bridge keys everything on.
 type Directory interface {
-	// Authenticate returns the user when password is theirs. Errors are
-	// factors.ErrBadCredentials (wrong password or unknown user, never told
-	// apart), *factors.AccountError, or wrap factors.ErrUnavailable.
-	Authenticate(ctx context.Context, username, password string) (*factors.User, error)
-	// Lookup finds a user without a password (a smartcard login); a
-	// disabled or locked account is an *factors.AccountError.
-	Lookup(ctx context.Context, username string) (*factors.User, error)
+	// Find looks up the user a login name belongs to, without a
+	// password. A name no entry (or more than one) answers to is
+	// factors.ErrNoSuchUser; a failure to ask wraps factors.ErrUnavailable.
+	Find(ctx context.Context, login string) (*factors.User, error)
+	// Bind checks password for a user Find returned and completes it
+	// (groups). Errors are factors.ErrBadCredentials,
+	// *factors.AccountError, or wrap factors.ErrUnavailable.
+	Bind(ctx context.Context, u *factors.User, password string) (*factors.User, error)
+	// Decoy spends the bind a wrong password would have cost, for a name
+	// nobody holds, so that timing does not tell the two apart.
+	Decoy(ctx context.Context, password string)
+	// Lookup finds a user by login name without a password (a smartcard
+	// login), reading account state: a disabled, locked or expired
+	// account is an *factors.AccountError.
+	Lookup(ctx context.Context, login string) (*factors.User, error)
+	// LookupIdentity is Lookup by the whole UPN or email address a
+	// certificate carries, in the directory attribute that holds it.
+	LookupIdentity(ctx context.Context, id string) (*factors.User, error)
 }
 
 // Enrolments reads the enrolment store: internal/store implements it.
@@ -49,6 +64,7 @@ type State interface {
 	Get(ctx context.Context, key string) ([]byte, bool, error)
 	Take(ctx context.Context, key string) ([]byte, bool, error)
 	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+	Decr(ctx context.Context, key string) (int64, error)
 }
 
 // ConversationOptions configure a Conversation.
@@ -62,16 +78,19 @@ type ConversationOptions struct {
 	Certificates           Certificates // required with EAP
 	MatchStoredCertificate bool
 	Policies               map[string]config.Policy
-	Username               config.Username
-	ReportPasswordExpiry   bool
-	ChallengeTimeout       time.Duration // default 2m
-	ApproveTimeout         time.Duration // how long auto mode holds a request; default 60s
-	Lockout                config.Lockout
-	Audit                  *audit.Log // nil: no audit records
-	Metrics                *Metrics
-	Log                    *slog.Logger
-	Now                    func() time.Time
-	Rand                   io.Reader // State values; default crypto/rand
+	// Clients are the configured clients, for the policies a proxy
+	// client gives by NAS-Identifier (clients[].nas).
+	Clients              []config.Client
+	Username             config.Username
+	ReportPasswordExpiry bool
+	ChallengeTimeout     time.Duration // default 2m
+	ApproveTimeout       time.Duration // how long auto mode holds a request; default 60s
+	Lockout              config.Lockout
+	Audit                *audit.Log // nil: no audit records
+	Metrics              *Metrics
+	Log                  *slog.Logger
+	Now                  func() time.Time
+	Rand                 io.Reader // State values; default crypto/rand
 }
 
 // Conversation turns an Access-Request into a decision (DESIGN §2 steps
@@ -85,6 +104,7 @@ type Conversation struct {
 	certs       Certificates
 	matchStored bool
 	policies    map[string]*policy
+	nas         map[string]map[string]*policy // client name → NAS-Identifier → policy
 	username    config.Username
 	expiry      bool
 	timeout     time.Duration
@@ -136,7 +156,20 @@ func NewConversation(o ConversationOptions) (*Conversation, error) {
 	for _, f := range o.Factors {
 		fs[f.Method()] = f
 	}
-	return &Conversation{dir: o.Directory, enrolments: o.Enrolments, state: o.State, factors: fs, policies: ps,
+	nas := map[string]map[string]*policy{}
+	for _, cl := range o.Clients {
+		for _, n := range cl.NAS {
+			p := ps[n.Policy]
+			if p == nil {
+				return nil, fmt.Errorf("radius: clients %s: nas %q: no policy named %q", cl.Name, n.Identifier, n.Policy)
+			}
+			if nas[cl.Name] == nil {
+				nas[cl.Name] = map[string]*policy{}
+			}
+			nas[cl.Name][n.Identifier] = p
+		}
+	}
+	return &Conversation{dir: o.Directory, enrolments: o.Enrolments, state: o.State, factors: fs, policies: ps, nas: nas,
 		username: o.Username, expiry: o.ReportPasswordExpiry, timeout: o.ChallengeTimeout, lockout: o.Lockout,
 		approveTimeout: o.ApproveTimeout, approvePoll: 250 * time.Millisecond,
 		eap: o.EAP, certs: o.Certificates, matchStored: o.MatchStoredCertificate,
@@ -154,6 +187,7 @@ const (
 	msgNoFactor    = "A second factor is required but none is available. Contact the service desk."
 	msgNotEnrolled = "A second factor is required and you have none enrolled. Contact the service desk."
 	msgTooMany     = "Too many wrong codes."
+	msgMismatch    = "The identity given is not the card's."
 )
 
 // Reason codes in audit records and the mfabridge_decisions_total metric.
@@ -193,6 +227,7 @@ const (
 	ReasonApprovalTimeout   = "approval_timeout"    // no # in time
 	ReasonLockedPassword    = "locked_out_password" // too many wrong passwords
 	ReasonLockedCode        = "locked_out_code"     // too many wrong codes
+	ReasonStateDown         = "state_unavailable"   // the ephemeral state cannot be read or written: refused, never let through
 	ReasonUnknownState      = "unknown_state"       // a State this server did not issue, used, or expired
 	ReasonStateMismatch     = "state_mismatch"      // a State from another client or for another user
 	ReasonPolicyMissing     = "policy_missing"
@@ -205,13 +240,19 @@ type decision struct {
 	reason  string
 	message string // Reply-Message; "" for none
 	attrs   radius.Attributes
-	user    string
-	factor  factors.Method
-	state   []byte // State of an Access-Challenge
-	eap     []byte // EAP-Message to send
-	msk     []byte // EAP-TLS keying material: MS-MPPE-Recv-Key and -Send-Key
-	cert    *certInfo
-	quiet   bool // an EAP round in the middle of a handshake: counted, not audited
+	// user is the canonical name of the user decided about, or the
+	// normalised login name when no entry was found; login is that login
+	// name, when it differs.
+	user, login string
+	// known is set on decisions about a user the directory found: where
+	// their known stations are recorded.
+	known  *stationKey
+	factor factors.Method
+	state  []byte // State of an Access-Challenge
+	eap    []byte // EAP-Message to send
+	msk    []byte // EAP-TLS keying material: MS-MPPE-Recv-Key and -Send-Key
+	cert   *certInfo
+	quiet  bool // an EAP round in the middle of a handshake: counted, not audited
 }
 
 func reject(reason, message string) decision {
@@ -222,21 +263,43 @@ func accept(reason string, attrs radius.Attributes) decision {
 	return decision{code: radius.CodeAccessAccept, reason: reason, attrs: attrs}
 }
 
+// policyFor returns the policy of a request: the client's, or for a
+// proxy client the one its nas list gives the NAS-Identifier passed on.
+func (c *Conversation) policyFor(client *Client, p *radius.Packet) *policy {
+	if byNAS := c.nas[client.Name]; byNAS != nil && client.Proxy {
+		if pol := byNAS[rfc2865.NASIdentifier_GetString(p)]; pol != nil {
+			return pol
+		}
+	}
+	return c.policies[client.Policy]
+}
+
 // ServeRADIUS answers one Access-Request.
 func (c *Conversation) ServeRADIUS(w radius.ResponseWriter, r *radius.Request) {
 	info := infoFrom(r.Context())
-	p := c.policies[info.client.Policy]
+	p := c.policyFor(info.client, r.Packet)
 	var d decision
 	if p == nil {
 		d = reject(ReasonPolicyMissing, msgFailed)
 	} else {
 		d = c.decide(r.Context(), r.Packet, info.client, p)
 	}
+	if d.code == radius.CodeAccessAccept && d.known != nil {
+		c.rememberStation(r.Context(), *d.known)
+	}
 	// The decision is recorded before it is sent: whoever sees the reply
 	// can already find its audit record.
 	c.record(r, info, p, d)
 
 	resp := r.Response(d.code)
+	if d.code == radius.CodeAccessAccept && d.user != "" {
+		// RFC 2865 §5.1: the name the NAS should use for the session, its
+		// accounting and its own rules: the user accepted, not what was
+		// typed or claimed.
+		if a, err := radius.NewString(d.user); err == nil {
+			resp.Add(rfc2865.UserName_Type, a)
+		}
+	}
 	if d.state != nil {
 		rfc2865.State_Set(resp, d.state)
 	}
@@ -283,7 +346,10 @@ func (c *Conversation) record(r *radius.Request, info *requestInfo, p *policy, d
 		Client:         info.client.Name,
 		ClientAddress:  info.from.Addr().String(),
 		User:           d.user,
+		Login:          d.login,
 		CallingStation: callingStation(r.Packet),
+		NASIP:          nasIP(r.Packet),
+		NASIdentifier:  printable(rfc2865.NASIdentifier_GetString(r.Packet), 64),
 		Outcome:        outcome,
 		Reason:         d.reason,
 		Policy:         policyName,
@@ -296,42 +362,69 @@ func (c *Conversation) record(r *radius.Request, info *requestInfo, p *policy, d
 // callingStation returns Calling-Station-Id if it is printable and short;
 // it is only ever logged and compared.
 func callingStation(p *radius.Packet) string {
-	s := rfc2865.CallingStationID_GetString(p)
-	if len(s) > 64 {
-		s = s[:64]
-	}
+	return printable(rfc2865.CallingStationID_GetString(p), 64)
+}
+
+// printable returns s cut to n bytes, or "" if it holds a control
+// character.
+func printable(s string, n int) string {
+	s = truncate(s, n)
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
 			return ""
 		}
 	}
 	return s
 }
 
+// nasIP returns NAS-IP-Address (or NAS-IPv6-Address), for the audit
+// record of a request a proxy passed on.
+func nasIP(p *radius.Packet) string {
+	if a := p.Attributes.Get(rfc2865.NASIPAddress_Type); len(a) == 4 {
+		return net.IP(a).String()
+	}
+	if a := p.Attributes.Get(typeNASIPv6Address); len(a) == 16 {
+		return net.IP(a).String()
+	}
+	return ""
+}
+
+// typeNASIPv6Address is NAS-IPv6-Address (RFC 3162).
+const typeNASIPv6Address radius.Type = 95
+
 func (c *Conversation) decide(ctx context.Context, p *radius.Packet, client *Client, pol *policy) decision {
 	var d decision
-	var user string
+	var login string
 	names := attributesOf(p, rfc2865.UserName_Type)
 	var err error
 	switch {
 	case len(names) != 1:
 		d = reject(ReasonBadRequest, msgFailed)
 	default:
-		if user, err = normaliseUsername(names[0], c.username); err != nil {
+		if login, err = username.Normalise(names[0], c.username); err != nil {
 			d = reject(ReasonBadUsername, msgFailed)
 		}
 	}
-	if eapMsg := p.Attributes.Get(typeEAPMessage); eapMsg != nil {
-		d = c.eapRequest(ctx, p, pol)
-		if d.user != "" {
-			return d
-		}
-	} else if isCHAP(p) {
+	switch {
+	case p.Attributes.Get(typeEAPMessage) != nil:
+		d = c.eapRequest(ctx, p, client, pol, login)
+	case isCHAP(p):
 		d = reject(ReasonUnsupportedAuth, msgUnsupported)
-	} else if d.code == 0 {
-		d = c.decideUser(ctx, p, client, pol, user)
+	case d.code == 0:
+		d = c.decideUser(ctx, p, client, pol, login)
 	}
-	d.user = user
+	if d.user == "" {
+		d.user, d.login = login, ""
+	}
+	if d.login == d.user {
+		d.login = ""
+	}
+	return d
+}
+
+// about names the user a decision is about.
+func about(d decision, u *factors.User) decision {
+	d.user, d.login = u.Name, u.Login
 	return d
 }
 

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
+	"strings"
 
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/mfabridge/mfabridge/factors"
 	"github.com/mfabridge/mfabridge/internal/audit"
+	"github.com/mfabridge/mfabridge/internal/username"
 	"github.com/mfabridge/mfabridge/radius/eap"
 )
 
@@ -22,8 +24,8 @@ import (
 // acceptable at all is decided during the handshake, by the Verify
 // function the EAP server was given.)
 type Certificates interface {
-	// Identity returns the user name the certificate carries.
-	Identity(c *x509.Certificate) (string, error)
+	// Identity returns who the certificate says it belongs to.
+	Identity(c *x509.Certificate) (factors.CertIdentity, error)
 	// Reason maps a refusal to its audit reason code.
 	Reason(err error) string
 }
@@ -34,7 +36,9 @@ const (
 	ReasonEAPFailed           = "eap_failed"   // the EAP-TLS exchange failed (malformed, limits, TLS error)
 	ReasonSmartcard           = "smartcard"    // accepted: certificate, and the PIN that unlocked it
 	ReasonSmartcardNotAllowed = "smartcard_not_allowed"
-	ReasonCertUnknownUser     = "cert_unknown_user" // the certificate's identity is no user in the directory
+	ReasonCertUnknownUser     = "cert_unknown_user"      // the certificate's identity is no user in the directory
+	ReasonCertMismatch        = "cert_identity_mismatch" // the EAP identity or User-Name is not the certificate's user
+	ReasonCertSIDMismatch     = "cert_sid_mismatch"      // the certificate's SID is not its user's objectSid
 )
 
 // certInfo names a certificate in the audit record.
@@ -55,21 +59,32 @@ func (ci *certInfo) audit() *audit.Cert {
 	return &audit.Cert{Subject: ci.subject, Serial: ci.serial, Issuer: ci.issuer, SHA256: ci.sha256}
 }
 
-// eapRequest runs one EAP round (DESIGN §2 step 13): the transport in
-// radius/eap, then, when the handshake is done, the policy: the client's
-// policy must accept smartcards; the certificate's identity must be a
-// user in the directory, not disabled, in the right groups; and, when
+// eapRequest runs one EAP round (DESIGN §2 step 13): the policy of the
+// client must accept smartcards, checked before any TLS is spent; then
+// the transport in radius/eap; then, when the handshake is done, the
+// user: the certificate's identity must be a user in the directory, not
+// disabled, locked or expired, in the right groups, and, when
 // configured, the certificate must be the one enrolled for the user.
-func (c *Conversation) eapRequest(ctx context.Context, p *radius.Packet, pol *policy) decision {
+// The identity the supplicant claimed (EAP-Response/Identity, and the
+// User-Name the NAS copied it to) must be that same user: the NAS logs,
+// accounts and authorises the session by it.
+func (c *Conversation) eapRequest(ctx context.Context, p *radius.Packet, client *Client, pol *policy, login string) decision {
 	msg := rfc2869.EAPMessage_Get(p)
-	if c.eap == nil {
-		d := reject(ReasonEAPUnsupported, msgEAP)
+	refuse := func(reason, message string) decision {
+		d := reject(reason, message)
 		if len(msg) >= 2 {
 			d.eap = eap.Failure(msg[1])
 		}
 		return d
 	}
-	r := c.eap.Handle(rfc2865.State_Get(p), msg)
+	if c.eap == nil {
+		return refuse(ReasonEAPUnsupported, msgEAP)
+	}
+	if !pol.Smartcard {
+		return refuse(ReasonSmartcardNotAllowed, "")
+	}
+	owner := eap.Owner{Client: client.Name, Station: callingStation(p)}
+	r := c.eap.Handle(owner, rfc2865.State_Get(p), msg)
 	switch r.Status {
 	case eap.Continue:
 		return decision{code: radius.CodeAccessChallenge, reason: ReasonEAPContinue, eap: r.EAP, state: r.State, quiet: true}
@@ -96,46 +111,99 @@ func (c *Conversation) eapRequest(ctx context.Context, p *radius.Packet, pol *po
 	if err != nil {
 		return fail(c.certs.Reason(err))
 	}
-	user, err := normaliseUsername([]byte(id), c.username)
-	if err != nil {
-		return fail(ReasonBadUsername)
+	var u *factors.User
+	if id.Login != "" {
+		var n string
+		if n, err = username.Normalise([]byte(id.Login), c.username); err != nil {
+			d := fail(ReasonBadUsername)
+			d.user = id.Value
+			return d
+		}
+		u, err = c.dir.Lookup(ctx, n)
+	} else {
+		u, err = c.dir.LookupIdentity(ctx, id.Value)
 	}
-	withUser := func(d decision) decision {
-		d.user = user
-		return d
-	}
-	if !pol.Smartcard {
-		return withUser(fail(ReasonSmartcardNotAllowed))
-	}
-	u, err := c.dir.Lookup(ctx, user)
 	var ae *factors.AccountError
 	switch {
 	case errors.Is(err, factors.ErrBadCredentials):
-		return withUser(fail(ReasonCertUnknownUser))
+		d := fail(ReasonCertUnknownUser)
+		d.user = id.Value
+		return d
 	case errors.As(err, &ae):
-		return withUser(fail(ae.Reason))
+		d := fail(ae.Reason)
+		d.user = id.Value
+		if ae.User != "" {
+			d.user = ae.User
+		}
+		return d
 	case err != nil:
-		c.log.Error("directory unavailable", "user", user, "err", err)
-		return withUser(fail(ReasonDirectoryDown))
+		c.log.Error("directory unavailable", "user", id.Value, "err", err)
+		d := fail(ReasonDirectoryDown)
+		d.user = id.Value
+		return d
+	}
+	d := c.cardUser(ctx, pol, r, leaf, id, u, login)
+	if d.code == radius.CodeAccessAccept {
+		d.eap, d.msk, d.cert, d.factor = eap.Success(r.ID), r.MSK, describeCert(leaf), factors.Smartcard
+	} else {
+		d.eap, d.cert = eap.Failure(r.ID), describeCert(leaf)
+	}
+	d.user, d.login = u.Name, ""
+	if claimed := strings.TrimSpace(r.Identity); claimed != u.Name {
+		d.login = printable(claimed, 256)
+	}
+	return d
+}
+
+// cardUser decides about the user a valid card belongs to.
+func (c *Conversation) cardUser(ctx context.Context, pol *policy, r eap.Reply, leaf *x509.Certificate, id factors.CertIdentity,
+	u *factors.User, login string) decision {
+	if id.SID != "" && u.SID != "" && !strings.EqualFold(id.SID, u.SID) {
+		c.log.Warn("a card's SID is not its user's; refused", "user", u.Name, "cert_sid", id.SID)
+		return reject(ReasonCertSIDMismatch, "")
+	}
+	for _, claimed := range []string{r.Identity, login} {
+		if !c.sameUser(ctx, claimed, id, u) {
+			c.log.Warn("EAP-TLS identity is not the card's user; refused", "user", u.Name, "claimed", printable(claimed, 256))
+			return reject(ReasonCertMismatch, msgMismatch)
+		}
 	}
 	if c.matchStored {
-		enr, err := c.enrolment(ctx, user)
+		enr, err := c.enrolment(ctx, u.Name)
 		if err != nil {
-			return withUser(fail(ReasonStoreDown))
+			return reject(ReasonStoreDown, "")
 		}
 		if !certEnrolled(leaf, enr, u) {
-			return withUser(fail(c.certs.Reason(errCertNotEnrolled)))
+			return reject(c.certs.Reason(errCertNotEnrolled), "")
 		}
 	}
-	switch {
-	case u.InAny(pol.DenyGroups):
-		return withUser(fail(ReasonDeniedGroup))
-	case len(pol.RequireGroups) > 0 && !u.InAny(pol.RequireGroups):
-		return withUser(fail(ReasonNotInRequired))
+	if d, done := groupRules(pol, u); done {
+		return d
 	}
-	d := accept(ReasonSmartcard, pol.replyAttributes(u))
-	d.eap, d.msk, d.cert, d.user, d.factor = eap.Success(r.ID), r.MSK, describeCert(leaf), user, factors.Smartcard
-	return d
+	return accept(ReasonSmartcard, pol.replyAttributes(u))
+}
+
+// sameUser reports whether a claimed identity names u, the card's user:
+// the certificate's own identity, or a login name the directory finds u
+// by. An empty or anonymous identity names nobody: EAP-TLS without a
+// tunnel has no use for one.
+func (c *Conversation) sameUser(ctx context.Context, claimed string, id factors.CertIdentity, u *factors.User) bool {
+	claimed = strings.TrimSpace(claimed)
+	if claimed == "" {
+		return false
+	}
+	if strings.EqualFold(claimed, id.Value) {
+		return true
+	}
+	n, err := username.Normalise([]byte(claimed), c.username)
+	if err != nil {
+		return false
+	}
+	if n == u.Name || u.Login != "" && n == u.Login {
+		return true
+	}
+	found, err := c.dir.Find(ctx, n)
+	return err == nil && found.Name == u.Name
 }
 
 // errCertNotEnrolled is mapped to a reason by Certificates.Reason.

@@ -3,6 +3,7 @@ package radius
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,7 +30,8 @@ const (
 type fakeDirectory struct {
 	calls    atomic.Int32
 	accepted atomic.Int32 // calls that returned a user
-	entered  chan string  // buffered; nil: not reported
+	decoys   atomic.Int32
+	entered  chan string // buffered; nil: not reported
 	gate     chan struct{}
 }
 
@@ -37,15 +39,29 @@ func newFakeDirectory() *fakeDirectory {
 	return &fakeDirectory{entered: make(chan string, 64), gate: make(chan struct{})}
 }
 
-func (d *fakeDirectory) Authenticate(ctx context.Context, username, password string) (*factors.User, error) {
+// Find knows every user but those named unknown-*: the canonical name is
+// the login lower-cased, so "ALICE" finds alice.
+func (d *fakeDirectory) Find(ctx context.Context, login string) (*factors.User, error) {
+	if strings.HasPrefix(login, "unknown-") {
+		return nil, factors.ErrNoSuchUser
+	}
+	name := strings.ToLower(login)
+	u := &factors.User{Name: name, DN: "uid=" + name + ",dc=example,dc=org"}
+	if login != name {
+		u.Login = login
+	}
+	return u, nil
+}
+
+func (d *fakeDirectory) Bind(ctx context.Context, u *factors.User, password string) (*factors.User, error) {
 	d.calls.Add(1)
 	if d.entered != nil {
 		select {
-		case d.entered <- username:
+		case d.entered <- u.Name:
 		default:
 		}
 	}
-	switch username {
+	switch u.Name {
 	case userSlow:
 		select {
 		case <-d.gate:
@@ -59,8 +75,12 @@ func (d *fakeDirectory) Authenticate(ctx context.Context, username, password str
 		return nil, factors.ErrBadCredentials
 	}
 	d.accepted.Add(1)
-	return &factors.User{Name: username, DN: "uid=" + username + ",dc=example,dc=org", Groups: []string{"staff"}}, nil
+	cp := *u
+	cp.Groups = []string{"staff"}
+	return &cp, nil
 }
+
+func (d *fakeDirectory) Decoy(context.Context, string) { d.decoys.Add(1) }
 
 // release lets every slow call finish; it may be called more than once.
 func (d *fakeDirectory) release() {
@@ -217,5 +237,9 @@ func (c *fakeClock) Advance(d time.Duration) {
 
 // Lookup finds nobody: these tests log in with passwords.
 func (d *fakeDirectory) Lookup(context.Context, string) (*factors.User, error) {
-	return nil, factors.ErrBadCredentials
+	return nil, factors.ErrNoSuchUser
+}
+
+func (d *fakeDirectory) LookupIdentity(context.Context, string) (*factors.User, error) {
+	return nil, factors.ErrNoSuchUser
 }

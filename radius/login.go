@@ -14,7 +14,7 @@ import (
 
 // decideUser handles a request whose User-Name is usable: a first login
 // (no State) or the answer to a challenge (State).
-func (c *Conversation) decideUser(ctx context.Context, p *radius.Packet, client *Client, pol *policy, user string) decision {
+func (c *Conversation) decideUser(ctx context.Context, p *radius.Packet, client *Client, pol *policy, login string) decision {
 	pws := attributesOf(p, rfc2865.UserPassword_Type)
 	if len(pws) != 1 {
 		return reject(ReasonBadRequest, msgFailed)
@@ -25,14 +25,14 @@ func (c *Conversation) decideUser(ctx context.Context, p *radius.Packet, client 
 	}
 	if st := rfc2865.State_Get(p); st != nil {
 		// An empty answer is how a user says "I pressed # on the phone".
-		return c.answer(ctx, client, user, st, string(pw))
+		return c.answer(ctx, client, login, st, string(pw))
 	}
 	if len(pw) == 0 {
 		// An empty simple bind is an anonymous bind, which many directories
 		// accept (RFC 4513 §5.1.2): never let one reach LDAP.
 		return reject(ReasonEmptyPassword, msgFailed)
 	}
-	return c.login(ctx, client, pol, user, string(pw), callingStation(p))
+	return c.login(ctx, client, pol, login, string(pw), callingStation(p))
 }
 
 // candidate is one way to read what the user typed: a password, and in
@@ -41,20 +41,44 @@ type candidate struct {
 	password, code string
 }
 
-// login is a request without State: password (and in append mode the
-// code), then the policy, then the second factor (DESIGN §2 steps 7–11).
-func (c *Conversation) login(ctx context.Context, client *Client, pol *policy, user, typed, station string) decision {
-	enr, err := c.enrolment(ctx, user)
+// login is a request without State (DESIGN §2 steps 7–11): the user is
+// found first, so that everything after is keyed on the entry's one
+// name whatever spelling was typed; then the lockout, the password (and
+// in append mode the code), the policy and the second factor.
+func (c *Conversation) login(ctx context.Context, client *Client, pol *policy, login, typed, station string) decision {
+	u, err := c.dir.Find(ctx, login)
+	switch {
+	case errors.Is(err, factors.ErrNoSuchUser):
+		// Nobody holds the name: no per-user state is kept for it (a
+		// flood of made-up names would fill the store), only a count for
+		// the client. The bind it would have cost is spent anyway.
+		c.dir.Decoy(ctx, typed)
+		c.metrics.UnknownUsers.WithLabelValues(client.Name).Inc()
+		return reject(ReasonBadCredentials, msgFailed)
+	case err != nil:
+		return c.primaryFailure(login, client, err)
+	}
+	d := c.loginUser(ctx, client, pol, u, typed, station)
+	d = about(d, u)
+	if d.code == radius.CodeAccessAccept && station != "" && u.Enrolment != nil {
+		d.known = &stationKey{user: u.Name, epoch: u.Enrolment.LockoutEpoch, station: station}
+	}
+	return d
+}
+
+func (c *Conversation) loginUser(ctx context.Context, client *Client, pol *policy, u *factors.User, typed, station string) decision {
+	enr, err := c.enrolment(ctx, u.Name)
 	if err != nil {
-		c.log.Error("enrolment store unavailable", "user", user, "err", err)
+		c.log.Error("enrolment store unavailable", "user", u.Name, "err", err)
 		return reject(ReasonStoreDown, msgUnavailable)
 	}
-	lk := c.lockKeys(user, enr.LockoutEpoch)
-	if d, locked := c.checkLock(ctx, lk); locked {
+	u.Enrolment = enr
+	lk := c.lockKeys(u.Name, enr.LockoutEpoch)
+	budget, d, ok := c.passwordBudget(ctx, lk, u, station)
+	if !ok {
 		return d
 	}
-	u := &factors.User{Name: user, Enrolment: enr}
-	remembered := pol.Remember > 0 && station != "" && c.isRemembered(ctx, client, user, station)
+	remembered := pol.Remember > 0 && station != "" && c.isRemembered(ctx, client, u, station)
 
 	// Append mode: "password,sms" or "password,call" asks for a code.
 	var asked factors.Method
@@ -65,26 +89,36 @@ func (c *Conversation) login(ctx context.Context, client *Client, pol *policy, u
 		}
 	}
 
+	// Every reading costs a bind, and every bind is counted before it is
+	// made: concurrent requests cannot get more guesses than the limit,
+	// and a request with several readings counts each one that fails.
 	var found *factors.User
 	var used candidate
 	for _, cand := range cands {
+		g, d, ok := c.begin(ctx, budget)
+		if !ok {
+			return d
+		}
 		start := c.now()
-		found, err = c.dir.Authenticate(ctx, user, cand.password)
+		found, err = c.dir.Bind(ctx, u, cand.password)
 		c.metrics.Duration.WithLabelValues("ldap").Observe(c.now().Sub(start).Seconds())
 		if err == nil {
+			g.passed(ctx)
 			used = cand
 			break
 		}
 		if !errors.Is(err, factors.ErrBadCredentials) {
+			// Not a guess: the directory did not answer, or refused an
+			// account for a reason it gives only for the right password.
+			g.undo(ctx)
 			break
+		}
+		if g.failed(ctx) {
+			break // the limit is reached: no more readings
 		}
 	}
 	if err != nil {
-		d := c.primaryFailure(user, client, err)
-		if errors.Is(err, factors.ErrBadCredentials) {
-			c.countFailure(ctx, lk, false)
-		}
-		return d
+		return c.primaryFailure(u.Name, client, err)
 	}
 	found.Enrolment = enr
 
@@ -155,10 +189,6 @@ func askedMethod(typed string) (password string, m factors.Method, ok bool) {
 //   - append mode, inside a remember window: all of it first (the mail
 //     client's saved password), then the splits.
 //
-// Whether a user has a phone number is known only after the directory
-// answers, so the codes of text messages and calls are split off too; a
-// user who may have none also gets all of it as a last reading.
-//
 // A password that ends in digits therefore never skips the second factor:
 // those digits are read as the code and must verify as one.
 func (c *Conversation) candidates(pol *policy, u *factors.User, typed string, remembered bool) []candidate {
@@ -169,16 +199,9 @@ func (c *Conversation) candidates(pol *policy, u *factors.User, typed string, re
 	if remembered {
 		out = append(out, candidate{password: typed})
 	}
-	stored := c.offered(pol, u) // known before the directory: the store's methods
-	var maybe []factors.Method  // sending methods, whose numbers the directory holds
-	for _, name := range pol.Factors {
-		m := factors.Method(name)
-		if _, ok := c.factors[m]; ok && c.isStarter(m) && !contains(stored, m) {
-			maybe = append(maybe, m)
-		}
-	}
+	offered := c.offered(pol, u)
 	seen := map[int]bool{}
-	for _, m := range append(stored, maybe...) {
+	for _, m := range offered {
 		cl, ok := c.factors[m].(factors.CodeLength)
 		if !ok {
 			continue
@@ -190,7 +213,7 @@ func (c *Conversation) candidates(pol *policy, u *factors.User, typed string, re
 		seen[n] = true
 		out = append(out, candidate{password: typed[:len(typed)-n], code: typed[len(typed)-n:]})
 	}
-	if len(out) == 0 || len(stored) == 0 && !remembered {
+	if len(out) == 0 {
 		out = append(out, candidate{password: typed})
 	}
 	return out
@@ -206,14 +229,25 @@ func allDigits(s string) bool {
 }
 
 // offered lists the methods the policy offers that the bridge has and the
-// user holds, the user's default first, then in the policy's order.
+// user holds, the user's default first, then in the policy's order. With
+// phone_methods: only_without_app, a number from the directory is no
+// method for a user who holds a code method of their own.
 func (c *Conversation) offered(pol *policy, u *factors.User) []factors.Method {
+	ownCode := false
+	for _, m := range []factors.Method{factors.TOTP, factors.HOTP} {
+		_, held := u.Enrolment.Credential(m)
+		ownCode = ownCode || held
+	}
 	var out []factors.Method
 	for _, name := range pol.Factors {
 		f, ok := c.factors[factors.Method(name)]
-		if ok && f.Enrolled(u) {
-			out = append(out, f.Method())
+		if !ok || !f.Enrolled(u) {
+			continue
 		}
+		if m := f.Method(); (m == factors.SMS || m == factors.Voice) && ownCode && pol.PhoneMethods == config.PhoneOnlyWithoutApp {
+			continue
+		}
+		out = append(out, f.Method())
 	}
 	for i, m := range out {
 		cr, stored := u.Enrolment.Credential(m)
@@ -263,16 +297,28 @@ func (c *Conversation) primaryFailure(user string, client *Client, err error) de
 	return reject(ReasonInternal, msgFailed)
 }
 
-// applyPolicy applies the groups of the client's policy to an
-// authenticated user (DESIGN §2 step 9): deny groups first, then required
-// groups, then bypass groups, then mfa: off. done is false when a second
-// factor is needed.
-func (c *Conversation) applyPolicy(p *policy, u *factors.User) (d decision, done bool) {
+// groupRules applies the deny and require groups of a policy (DESIGN §2
+// step 9): done is true when they refuse the user. Every way in, the
+// card included, passes them.
+func groupRules(p *policy, u *factors.User) (d decision, done bool) {
 	switch {
 	case u.InAny(p.DenyGroups):
 		return reject(ReasonDeniedGroup, msgFailed), true
 	case len(p.RequireGroups) > 0 && !u.InAny(p.RequireGroups):
 		return reject(ReasonNotInRequired, msgFailed), true
+	}
+	return decision{}, false
+}
+
+// applyPolicy applies the groups of the client's policy to an
+// authenticated user: deny groups first, then required groups, then
+// bypass groups, then mfa: off. done is false when a second factor is
+// needed.
+func (c *Conversation) applyPolicy(p *policy, u *factors.User) (d decision, done bool) {
+	if d, done := groupRules(p, u); done {
+		return d, true
+	}
+	switch {
 	case u.InAny(p.BypassGroups):
 		return accept(ReasonBypassGroup, p.replyAttributes(u)), true
 	case p.MFA == config.MFAOff:

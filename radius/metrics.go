@@ -18,6 +18,7 @@ const (
 	DropDuplicate        = "duplicate_in_progress"
 	DropPanic            = "handler_panic"
 	DropEncode           = "reply_encode_error"
+	DropCacheFull        = "duplicate_cache_full"
 )
 
 // Metrics are the counters of the RADIUS front. Labels are bounded: client
@@ -32,6 +33,14 @@ type Metrics struct {
 	Sends     *prometheus.CounterVec   // factor, result
 	Duration  *prometheus.HistogramVec // stage
 	InFlight  prometheus.Gauge
+	// UnknownUsers counts logins by names no directory entry answers to,
+	// by client: no per-user state is kept for them.
+	UnknownUsers *prometheus.CounterVec // client
+	// Lockouts counts users locked out, by limit (password, code).
+	Lockouts *prometheus.CounterVec // limit
+	// Throttled counts logins held for a delay during a lockout, from a
+	// station the user logged in from before.
+	Throttled prometheus.Counter
 }
 
 // NewMetrics registers the RADIUS metrics with reg.
@@ -56,9 +65,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}}, []string{"stage"}),
 		InFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "mfabridge_radius_in_flight",
 			Help: "Requests being handled."}),
+		UnknownUsers: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mfabridge_unknown_user_failures_total",
+			Help: "Logins by names no directory entry answers to, by client."}, []string{"client"}),
+		Lockouts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "mfabridge_lockouts_total",
+			Help: "Users locked out, by the limit reached (password, code): each is one user's lockout starting."}, []string{"limit"}),
+		Throttled: prometheus.NewCounter(prometheus.CounterOpts{Name: "mfabridge_lockout_throttled_total",
+			Help: "Logins of a locked-out user from a station they logged in from before, held for a delay instead of refused."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Requests, m.Responses, m.Dropped, m.Resent, m.Unsigned, m.Decisions, m.Sends, m.Duration, m.InFlight)
+		reg.MustRegister(m.Requests, m.Responses, m.Dropped, m.Resent, m.Unsigned, m.Decisions, m.Sends, m.Duration, m.InFlight,
+			m.UnknownUsers, m.Lockouts, m.Throttled)
 	}
 	return m
 }

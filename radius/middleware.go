@@ -128,7 +128,7 @@ func (s *signers) firstWarning(k signerKey) bool {
 //     (an attacker can hide the Blast-RADIUS collision bytes there);
 //   - otherwise accepted; an unsigned client is warned about once and
 //     counted.
-func checkPacket(sg *signers, m *Metrics, log *slog.Logger, lim *logLimiter, now func() time.Time) middleware {
+func checkPacket(sg *signers, m *Metrics, log *slog.Logger, lim *logLimiter, warn *sourceWarnings, now func() time.Time) middleware {
 	return func(next radius.Handler) radius.Handler {
 		return radius.HandlerFunc(func(w radius.ResponseWriter, r *radius.Request) {
 			info := infoFrom(r.Context())
@@ -145,6 +145,8 @@ func checkPacket(sg *signers, m *Metrics, log *slog.Logger, lim *logLimiter, now
 			switch {
 			case err != nil:
 				drop(DropBadAuthenticator, err.Error())
+				warn.note(now(), DropBadAuthenticator, info.from.Addr().Unmap(), c.Name,
+					"Message-Authenticator is invalid: the shared secret is probably wrong; dropped (check clients[].secret and the NAS's secret)")
 				return
 			case present:
 				info.signed = true
@@ -157,6 +159,8 @@ func checkPacket(sg *signers, m *Metrics, log *slog.Logger, lim *logLimiter, now
 				return
 			case c.RequireMA == config.MATrue:
 				drop(DropMissingAuth, "client requires Message-Authenticator")
+				warn.note(now(), DropMissingAuth, info.from.Addr().Unmap(), c.Name,
+					"request without Message-Authenticator from a client that must send one; dropped (set the NAS to send it, or require_message_authenticator: auto)")
 				return
 			case c.RequireMA == config.MAAuto && sg.has(key):
 				drop(DropMissingAuth, "client has signed before (auto), this request is unsigned")

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"layeh.com/radius"
@@ -27,6 +29,9 @@ type RadSecOptions struct {
 	MaxConnections int
 	// HandshakeTimeout bounds the TLS handshake; default 10s.
 	HandshakeTimeout time.Duration
+	// MaxPerSource bounds the connections open from one address; more
+	// are closed at once. Default 16.
+	MaxPerSource int
 }
 
 // More drop causes for RadSec.
@@ -34,6 +39,7 @@ const (
 	DropRadSecLimit     = "radsec_connection_limit"
 	DropRadSecHandshake = "radsec_handshake"
 	DropRadSecFraming   = "radsec_framing"
+	DropRadSecSource    = "radsec_source_limit"
 )
 
 // ServeRadSec answers RADIUS over TLS (RFC 6614, framed as RFC 6613) on
@@ -58,6 +64,9 @@ func (s *Server) ServeRadSec(ln net.Listener, o RadSecOptions) error {
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = 10 * time.Second
 	}
+	if o.MaxPerSource <= 0 {
+		o.MaxPerSource = 16
+	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -69,6 +78,11 @@ func (s *Server) ServeRadSec(ln net.Listener, o RadSecOptions) error {
 	defer s.readers.Done()
 
 	slots := make(chan struct{}, o.MaxConnections)
+	// A connection costs a slot and up to HandshakeTimeout of TLS work
+	// before its certificate says who it is: so its source address must
+	// be inside a RadSec client's range before either is spent, and one
+	// address may hold only a few.
+	var perSource sync.Map // netip.Addr → *atomic.Int32
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -82,9 +96,26 @@ func (s *Server) ServeRadSec(ln net.Listener, o RadSecOptions) error {
 			}
 			return err
 		}
+		from := tcpAddrPort(c.RemoteAddr())
+		if !s.clients.Load().RadSecSource(from.Addr()) {
+			s.drop(DropUnknownClient, from, nil)
+			s.warn.note(s.now(), DropUnknownClient, from.Addr().Unmap(), "",
+				"RadSec connection from an address inside no RadSec client's range; closed (check clients[].address)")
+			c.Close()
+			continue
+		}
+		v, _ := perSource.LoadOrStore(from.Addr().Unmap(), new(atomic.Int32))
+		count := v.(*atomic.Int32)
+		if count.Add(1) > int32(o.MaxPerSource) {
+			count.Add(-1)
+			s.metrics.Dropped.WithLabelValues(DropRadSecSource).Inc()
+			c.Close()
+			continue
+		}
 		select {
 		case slots <- struct{}{}:
 		default:
+			count.Add(-1)
 			s.metrics.Dropped.WithLabelValues(DropRadSecLimit).Inc()
 			c.Close()
 			continue
@@ -99,6 +130,7 @@ func (s *Server) ServeRadSec(ln net.Listener, o RadSecOptions) error {
 			defer func() {
 				s.track(c, false)
 				c.Close()
+				count.Add(-1)
 				<-slots
 				s.readers.Done()
 			}()
@@ -188,6 +220,13 @@ func (s *Server) serveTLSConn(tc *tls.Conn, o RadSecOptions) {
 }
 
 var errFraming = errors.New("radsec: bad packet length")
+
+func tcpAddrPort(a net.Addr) netip.AddrPort {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.AddrPort()
+	}
+	return netip.AddrPort{}
+}
 
 // readFrame reads one RADIUS packet from a stream: the header's Length
 // says how much (RFC 6613 §2.6).

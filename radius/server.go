@@ -22,6 +22,9 @@ type Options struct {
 	// DuplicateWindow is how long a reply is kept for retransmissions
 	// (RFC 5080 §2.2.2); default 30s.
 	DuplicateWindow time.Duration
+	// DuplicateEntries bounds the replies kept for one client; default
+	// 65536. See replyCache.
+	DuplicateEntries int
 	// MaxInFlightPerClient bounds the requests of one client handled at
 	// once, so that one noisy client cannot starve the others; more are
 	// dropped and counted. A request waiting for a phone approval no
@@ -50,8 +53,9 @@ type Server struct {
 	ctx    context.Context // cancelled by Shutdown
 	cancel context.CancelFunc
 
-	dropLog logLimiter   // samples "packet dropped" debug lines
-	held    atomic.Int64 // requests held for an approval
+	dropLog logLimiter      // samples "packet dropped" debug lines
+	warn    *sourceWarnings // what an operator must see, once a minute per source
+	held    atomic.Int64    // requests held for an approval
 
 	mu        sync.Mutex
 	conns     map[net.PacketConn]struct{}
@@ -72,6 +76,9 @@ func NewServer(o Options) *Server {
 	if o.MaxInFlightPerClient <= 0 {
 		o.MaxInFlightPerClient = 32
 	}
+	if o.DuplicateEntries <= 0 {
+		o.DuplicateEntries = 65536
+	}
 	if o.Metrics == nil {
 		o.Metrics = NewMetrics(nil)
 	}
@@ -87,6 +94,7 @@ func NewServer(o Options) *Server {
 		now:       o.Now,
 		limit:     o.MaxInFlightPerClient,
 		dropLog:   logLimiter{perSecond: 20},
+		warn:      newSourceWarnings(o.Log),
 		conns:     map[net.PacketConn]struct{}{},
 		listeners: map[net.Listener]struct{}{},
 		streams:   map[net.Conn]struct{}{},
@@ -102,8 +110,8 @@ func NewServer(o Options) *Server {
 	s.handler = chain(current,
 		recoverPanics(s.metrics, s.log),
 		observe(s.metrics, s.log, s.now),
-		checkPacket(newSigners(), s.metrics, s.log, &s.dropLog, s.now),
-		dedup(newReplyCache(o.DuplicateWindow, 65536, s.now), s.metrics),
+		checkPacket(newSigners(), s.metrics, s.log, &s.dropLog, s.warn, s.now),
+		dedup(newReplyCache(o.DuplicateWindow, o.DuplicateEntries, s.now), s.metrics, s.warn, s.now),
 		statusServer,
 	)
 	return s
@@ -205,6 +213,8 @@ func (s *Server) dispatch(conn net.PacketConn, addr net.Addr, b []byte) {
 	client := s.clients.Load().Lookup(from.Addr())
 	if client == nil {
 		s.drop(DropUnknownClient, from, nil)
+		s.warn.note(s.now(), DropUnknownClient, from.Addr().Unmap(), "",
+			"RADIUS request from an address that is no configured client; dropped (add it to clients, or check the NAS's server address)")
 		return
 	}
 	raw := make([]byte, len(b))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"runtime"
 	"testing"
@@ -262,29 +263,29 @@ func TestReplyCacheSweep(t *testing.T) {
 	k2 := dupKey{id: 2}
 	reply := []byte{2, 1, 0, 20}
 
-	e, first := c.begin(k1)
+	e, first, _ := c.begin(k1, "one")
 	if !first {
 		t.Fatal("the first copy is not first")
 	}
 	clock.Advance(5 * time.Second)
-	if e2, first := c.begin(k1); first || e2.gen != e.gen || e2.done {
+	if e2, first, _ := c.begin(k1, "one"); first || e2.gen != e.gen || e2.done {
 		t.Fatalf("a copy in progress: first=%t same=%t done=%t", first, e2.gen == e.gen, e2.done)
 	}
 	c.finish(k1, e.gen, reply)
 
 	clock.Advance(29 * time.Second) // 34s after begin, 29s after finish
-	if e2, first := c.begin(k1); first || !e2.done || !bytes.Equal(e2.reply, reply) {
+	if e2, first, _ := c.begin(k1, "one"); first || !e2.done || !bytes.Equal(e2.reply, reply) {
 		t.Fatalf("inside the window: first=%t done=%t reply=%x", first, e2.done, e2.reply)
 	}
 	clock.Advance(time.Second) // the window has passed since finish
-	if _, first := c.begin(k2); !first {
+	if _, first, _ := c.begin(k2, "one"); !first {
 		t.Fatal("k2 is not first")
 	}
 	if n := c.len(); n != 1 {
 		t.Errorf("%d entries after the sweep, want 1 (k2 in progress)", n)
 	}
 	clock.Advance(time.Hour) // an entry in progress stays however long it runs
-	if _, first := c.begin(k1); !first {
+	if _, first, _ := c.begin(k1, "one"); !first {
 		t.Error("k1 was not swept")
 	}
 	e2, ok := c.m[k2]
@@ -293,57 +294,66 @@ func TestReplyCacheSweep(t *testing.T) {
 	}
 	c.finish(k2, e2.gen, nil)
 	clock.Advance(31 * time.Second)
-	c.begin(dupKey{id: 3})
+	c.begin(dupKey{id: 3}, "one")
 	if _, ok := c.m[k2]; ok {
 		t.Error("k2 was not swept after it finished and its window passed")
 	}
 }
 
-// TestReplyCacheFinishAfterEviction: a request whose entry was evicted
-// while it ran does not write its reply into a newer entry of the same key.
-func TestReplyCacheFinishAfterEviction(t *testing.T) {
+// TestReplyCacheNeverEvicts: a full cache refuses new requests rather
+// than drop an entry inside its window, finished or in progress, and a
+// client's share leaves room for the others.
+func TestReplyCacheNeverEvicts(t *testing.T) {
 	clock := newFakeClock()
-	c := newReplyCache(time.Minute, 1, clock.Now)
-	k := dupKey{id: 1}
-	old, _ := c.begin(k)
-	c.begin(dupKey{id: 2}) // evicts k
-	clock.Advance(time.Second)
-	fresh, first := c.begin(k) // evicts 2
-	if !first || fresh.gen == old.gen {
-		t.Fatalf("k began again: first=%t, gen %d after %d", first, fresh.gen, old.gen)
+	c := newReplyCache(time.Minute, 3, clock.Now)
+	inProgress, _, _ := c.begin(dupKey{id: 1}, "one")
+	for id := byte(2); id <= 3; id++ {
+		e, first, full := c.begin(dupKey{id: id}, "one")
+		if !first || full {
+			t.Fatalf("key %d: first=%t full=%t", id, first, full)
+		}
+		clock.Advance(time.Second)
+		c.finish(dupKey{id: id}, e.gen, []byte{byte(id)})
 	}
-	c.finish(k, old.gen, []byte("old"))
-	if e := c.m[k]; e.done || e.reply != nil {
-		t.Fatalf("the evicted request finished the new entry: %+v", e)
+	if _, first, full := c.begin(dupKey{id: 4}, "one"); first || !full {
+		t.Fatalf("a fourth request of a full client: first=%t full=%t, want refused", first, full)
 	}
-	c.finish(k, fresh.gen, []byte("new"))
-	if e := c.m[k]; !e.done || string(e.reply) != "new" {
-		t.Fatalf("the new entry: %+v", e)
+	for id := byte(1); id <= 3; id++ {
+		if _, first, full := c.begin(dupKey{id: id}, "one"); first || full {
+			t.Errorf("key %d sent again: first=%t full=%t, want its entry", id, first, full)
+		}
+	}
+	if _, first, _ := c.begin(dupKey{id: 4}, "two"); !first {
+		t.Error("another client has no room")
+	}
+	// An hour later the finished entries are gone, the one in progress
+	// stays until it finishes.
+	clock.Advance(time.Hour)
+	if _, first, full := c.begin(dupKey{id: 5}, "one"); !first || full {
+		t.Fatalf("after the window: first=%t full=%t", first, full)
+	}
+	if e, ok := c.m[dupKey{id: 1}]; !ok || e.gen != inProgress.gen || e.done {
+		t.Fatalf("the entry in progress: %+v, %t", e, ok)
+	}
+	c.finish(dupKey{id: 1}, inProgress.gen, []byte("late"))
+	if e, _, _ := c.begin(dupKey{id: 1}, "one"); !e.done || string(e.reply) != "late" {
+		t.Errorf("its retransmission gets %+v, want the late reply", e)
 	}
 }
 
-func TestReplyCacheEvictsOldest(t *testing.T) {
+func TestReplyCacheTotal(t *testing.T) {
 	clock := newFakeClock()
-	c := newReplyCache(time.Minute, 3, clock.Now)
-	for id := byte(1); id <= 3; id++ {
-		e, _ := c.begin(dupKey{id: id})
-		clock.Advance(time.Second)
-		c.finish(dupKey{id: id}, e.gen, nil)
-	}
-	if _, first := c.begin(dupKey{id: 4}); !first {
-		t.Fatal("a new key is not first")
-	}
-	if n := c.len(); n != 3 {
-		t.Errorf("%d entries, want the maximum of 3", n)
-	}
-	for id, want := range map[byte]bool{1: false, 2: true, 3: true, 4: true} {
-		if _, ok := c.m[dupKey{id: id}]; ok != want {
-			t.Errorf("key %d present=%t, want %t", id, ok, want)
+	c := newReplyCache(time.Minute, 2, clock.Now) // 8 in all
+	n := 0
+	for client := range 6 {
+		for id := range 2 {
+			if _, first, _ := c.begin(dupKey{id: byte(id), port: uint16(client)}, fmt.Sprint(client)); first {
+				n++
+			}
 		}
 	}
-	c.begin(dupKey{id: 5})
-	if _, ok := c.m[dupKey{id: 2}]; ok || c.len() != 3 {
-		t.Errorf("key 2 not evicted next (%d entries)", c.len())
+	if n != 8 || c.len() != 8 {
+		t.Errorf("%d requests began, %d entries; want the total of 8", n, c.len())
 	}
 }
 

@@ -623,7 +623,7 @@ func TestFaultKillDuringImport(t *testing.T) {
 	}
 	cli := func(args ...string) (stdout, stderr string, code int) {
 		t.Helper()
-		cmd := exec.Command(bin, args...)
+		cmd := exec.Command(bin, offline(args...)...)
 		cmd.Env = append(os.Environ(), cliEnv...)
 		var o, e strings.Builder
 		cmd.Stdout, cmd.Stderr = &o, &e
@@ -697,7 +697,7 @@ func TestFaultKillDuringImport(t *testing.T) {
 		// first) to a quarter past the end.
 		r, _ := rand.Int(rand.Reader, big.NewInt(int64(whole)))
 		after := whole/4 + time.Duration(r.Int64())
-		cmd := exec.Command(bin, "enrol", "import", "--config", cfg, "--csv", path)
+		cmd := exec.Command(bin, offline("enrol", "import", "--config", cfg, "--csv", path)...)
 		cmd.Env = append(os.Environ(), cliEnv...)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

@@ -79,6 +79,8 @@ func newUser(t *testing.T, groups ...string) harness.User {
 	if len(u.UID) > 60 {
 		u.UID = u.UID[:60]
 	}
+	// The address a card's UPN names the user by (ldap.attributes.upn).
+	u.Mail = u.UID + "@example.org"
 	if err := env.slapd.AddUsers(u); err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +141,7 @@ type conf struct {
 	CA            string
 	ServiceDN     string
 	PeopleDN      string
+	Groups        string // set by startBridge: where groups live, unless LDAPExtra says
 	Dir           string // set by startBridge
 }
 
@@ -185,6 +188,7 @@ ldap:
   bind_password: env:LDAP_PASSWORD
   base_dn: "{{.PeopleDN}}"
   timeout: {{.Timeout}}
+{{.Groups}}
 {{.LDAPExtra}}
 store: {path: "{{.Dir}}/store.db", key: env:STORE_KEY}
 policies:
@@ -230,6 +234,9 @@ func startBridge(t *testing.T, c conf) *bridge {
 	def(&c.CA, env.slapd.CA.CertFile)
 	def(&c.ServiceDN, harness.ServiceDN)
 	def(&c.PeopleDN, harness.PeopleDN)
+	if !strings.Contains(c.LDAPExtra, "groups:") {
+		c.Groups = `  groups: {base_dn: "` + harness.GroupsDN + `"}`
+	}
 	dir := t.TempDir()
 	c.Dir = dir
 	path := filepath.Join(dir, "mfabridge.yaml")

@@ -303,7 +303,7 @@ factors:
   smartcard:
     server_cert_file: "%s"
     server_key_file: "%s"
-    ca_files: ["%s"]
+    ca_files: [{file: "%s", revocation: none}]
     require_eku: [client_auth, smartcard_logon]
 `, secretLocal, env.slapd.URL, env.slapd.CA.CertFile, harness.ServiceDN, harness.ServicePass, harness.PeopleDN,
 		p.dir, storeKey, serverCert, serverKey, p.cards.CertFile)

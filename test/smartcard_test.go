@@ -30,6 +30,7 @@ import (
 type cardSetup struct {
 	dir                   string
 	cards                 *harness.CA
+	clean                 string // a CRL of cards that revokes nothing
 	serverCA              *harness.CA
 	serverCert, serverKey string
 }
@@ -45,6 +46,9 @@ func newCardSetup(t *testing.T) *cardSetup {
 		t.Fatal(err)
 	}
 	if s.serverCert, s.serverKey, err = s.serverCA.ServerCert(s.dir, "eap-server"); err != nil {
+		t.Fatal(err)
+	}
+	if s.clean, err = s.cards.CRL(s.dir, "cards-clean-crl", 24*time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	return s
@@ -94,14 +98,23 @@ func (s *cardSetup) crl(t *testing.T, ca *harness.CA, name string, validFor time
 	return path
 }
 
-// smartcardYAML is the factors section; more holds further flow-map
-// keys of factors.smartcard, e.g. `identity: email`.
+// smartcardYAML is the factors section, as given: cas are paths or
+// {file, revocation} mappings (the card CA when empty), crls the CRL
+// files; more holds further flow-map keys of factors.smartcard, e.g.
+// `identity: email`.
 func (s *cardSetup) smartcardYAML(cas, crls []string, more ...string) string {
 	if len(cas) == 0 {
 		cas = []string{s.cards.CertFile}
 	}
+	items := make([]string, len(cas))
+	for i, c := range cas {
+		items[i] = c
+		if !strings.HasPrefix(c, "{") {
+			items[i] = `"` + c + `"`
+		}
+	}
 	keys := []string{`server_cert_file: "` + s.serverCert + `"`, `server_key_file: "` + s.serverKey + `"`,
-		`ca_files: ["` + strings.Join(cas, `", "`) + `"]`, `require_eku: [client_auth, smartcard_logon]`}
+		`ca_files: [` + strings.Join(items, ", ") + `]`, `require_eku: [client_auth, smartcard_logon]`}
 	if len(crls) > 0 {
 		keys = append(keys, `crl_files: ["`+strings.Join(crls, `", "`)+`"]`)
 	}
@@ -109,7 +122,19 @@ func (s *cardSetup) smartcardYAML(cas, crls []string, more ...string) string {
 	return "factors:\n  smartcard: {" + strings.Join(keys, ", ") + "}\n"
 }
 
-func (s *cardSetup) extra(crls ...string) string { return s.smartcardYAML(nil, crls) }
+// extra is the factors section for the card CA with crls, or with a CRL
+// that revokes nothing when none are given: every CA needs one.
+func (s *cardSetup) extra(crls ...string) string {
+	if len(crls) == 0 {
+		crls = []string{s.clean}
+	}
+	return s.smartcardYAML(nil, crls)
+}
+
+// with is extra with more keys of factors.smartcard.
+func (s *cardSetup) with(more ...string) string {
+	return s.smartcardYAML(nil, []string{s.clean}, more...)
+}
 
 const cardPolicy = `  default:
     mfa: required
@@ -324,9 +349,9 @@ func TestSmartcardEAPTLS(t *testing.T) {
 	}
 	sl, err := harness.StartSLAPDWithPPolicy(sdir, []harness.User{
 		{UID: "alice", Password: "Alice-pass-1", Mail: "alice@example.org", Groups: []string{"vpn-users", "vpn-admins"}},
-		{UID: "bob", Password: "Bob-pass-2", Groups: []string{"vpn-users"}},
-		{UID: "carol", Password: "Carol-pass-3", Groups: []string{"blocked"}},
-		{UID: "lena", Password: "Lena-pass-5", Groups: []string{"vpn-users"}},
+		{UID: "bob", Password: "Bob-pass-2", Mail: "bob@example.org", Groups: []string{"vpn-users"}},
+		{UID: "carol", Password: "Carol-pass-3", Mail: "carol@example.org", Groups: []string{"blocked"}},
+		{UID: "lena", Password: "Lena-pass-5", Mail: "lena@example.org", Groups: []string{"vpn-users"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -338,7 +363,7 @@ func TestSmartcardEAPTLS(t *testing.T) {
 
 	rogue := s.newCA(t, "rogue")   // not in ca_files
 	staleCA := s.newCA(t, "stale") // in ca_files, its CRL out of date
-	noCRLCA := s.newCA(t, "nocrl") // in ca_files, no CRL configured
+	noCRLCA := s.newCA(t, "nocrl") // in ca_files with revocation: none
 	upn := func(u string) harness.CardOptions { return harness.CardOptions{CN: u, UPN: u + "@example.org"} }
 	aliceCard := s.issue(t, nil, "alice", upn("alice"))
 	bobCard := s.issue(t, noCRLCA, "bob", upn("bob"))
@@ -369,7 +394,7 @@ func TestSmartcardEAPTLS(t *testing.T) {
     mfa: required
     factors: [totp]
     smartcard: false`,
-		Extra: s.smartcardYAML([]string{s.cards.CertFile, staleCA.CertFile, noCRLCA.CertFile}, crls, "fragment_size: 300"),
+		Extra: s.smartcardYAML([]string{s.cards.CertFile, staleCA.CertFile, `{file: "` + noCRLCA.CertFile + `", revocation: none}`}, crls, "fragment_size: 300"),
 	})
 
 	accept := []struct {
@@ -432,7 +457,7 @@ func TestSmartcardEAPTLS(t *testing.T) {
 		{"no EKU", "alice@example.org", "", "cert_eku", "alice"},
 		{"key usage", "alice@example.org", "", "cert_key_usage", "alice"},
 		{"no identity", "alice@example.org", "", "cert_no_identity", "alice"},
-		{"unknown", "nobody@example.org", "", "cert_unknown_user", "nobody"},
+		{"unknown", "nobody@example.org", "", "cert_unknown_user", "nobody@example.org"},
 		{"locked", "lena@example.org", "", "account_locked", "lena"},
 		{"denied", "carol@example.org", "", "deny_group", "carol"},
 	}
@@ -448,10 +473,17 @@ func TestSmartcardEAPTLS(t *testing.T) {
 
 	t.Run("smartcard_not_allowed", func(t *testing.T) {
 		t.Parallel()
+		// Refused at the first EAP message, before any TLS is spent.
 		r := b.eapol(t, s, aliceCard, "alice@example.org", "127.0.0.2", tls12)
-		rec := b.wantFailure(t, r, "smartcard_not_allowed", "alice", aliceCard)
-		if rec.Client != "nosmartcard" || rec.Policy != "passwords" {
-			t.Errorf("audit client %q policy %q, want nosmartcard passwords", rec.Client, rec.Policy)
+		if r.res.Success || !strings.Contains(r.res.Out, "\nFAILURE") {
+			t.Fatalf("eapol_test: want FAILURE, got:\n%s", tail(r.res.Out, 40))
+		}
+		if sizes, _ := tlsFragments(r.msgs, radiusCodeAccessRequest); len(sizes) > 0 {
+			t.Errorf("the supplicant sent TLS (%v) to a client whose policy takes no smartcard", sizes)
+		}
+		rec := b.cardRecord(t, r.station)
+		if rec.Reason != "smartcard_not_allowed" || rec.User != "alice" || rec.Client != "nosmartcard" || rec.Policy != "passwords" || rec.Cert != nil {
+			t.Errorf("audit %+v, want smartcard_not_allowed for alice from nosmartcard (passwords) with no cert", rec)
 		}
 		b.answering(t)
 	})
@@ -479,7 +511,7 @@ func TestSmartcardIdentity(t *testing.T) {
 			s := newCardSetup(t)
 			u := newUser(t, "vpn-admins")
 			b := startBridge(t, conf{Policies: cardPolicy, ServerExtra: cardServer,
-				Extra: s.smartcardYAML(nil, nil, "identity: "+tc.identity)})
+				Extra: s.with("identity: " + tc.identity)})
 			good := s.issue(t, nil, "good", tc.opts(u.UID))
 			r := b.eapol(t, s, good, u.UID, "", tls13)
 			b.wantSuccess(t, r, u.UID, good)
@@ -501,7 +533,7 @@ func TestSmartcardMatchStoredCertificate(t *testing.T) {
 	s := newCardSetup(t)
 	u := newUser(t)
 	b := startBridge(t, conf{Policies: cardPolicy, ServerExtra: cardServer,
-		Extra: s.smartcardYAML(nil, nil, "match_stored_certificate: true")})
+		Extra: s.with("match_stored_certificate: true")})
 	opts := harness.CardOptions{CN: u.UID, UPN: u.UID + "@example.org"}
 	first := s.issue(t, nil, "first", opts)
 	second := s.issue(t, nil, "second", opts)

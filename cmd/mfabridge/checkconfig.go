@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/mfabridge/mfabridge/config"
+	"github.com/mfabridge/mfabridge/factors/smartcard"
 )
 
 func runCheckConfig(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -25,6 +26,15 @@ func runCheckConfig(_ context.Context, args []string, _ io.Reader, stdout, stder
 		fmt.Fprintln(stderr, err)
 		fmt.Fprintln(stderr, "configuration is not valid; nothing would start")
 		return exitFail
+	}
+	if usesSmartcards(cfg) {
+		// What serve would load: every CA with a source for its
+		// revocation rule, every CRL signed by its CA.
+		if _, err := smartcard.New(smartcard.OptionsFrom(cfg.Factors.Smartcard)); err != nil {
+			fmt.Fprintf(stderr, "%s: factors.smartcard: %v\n", *path, err)
+			fmt.Fprintln(stderr, "configuration is not valid; nothing would start")
+			return exitFail
+		}
 	}
 	fmt.Fprint(stdout, cfg.Summary())
 	for _, w := range cfg.Warnings {

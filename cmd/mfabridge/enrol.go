@@ -27,14 +27,16 @@ import (
 	"github.com/mfabridge/mfabridge/factors/otp"
 	"github.com/mfabridge/mfabridge/internal/state"
 	"github.com/mfabridge/mfabridge/internal/store"
-	"github.com/mfabridge/mfabridge/radius"
+	"github.com/mfabridge/mfabridge/internal/username"
 )
 
-const enrolUsage = `mfabridge enrol totp    --config FILE --user U [--secret BASE32] [--code CODE] [--no-qr] [--replace]
-       mfabridge enrol hotp    --config FILE --user U --secret HEX|BASE32 [--counter N] [--digits 6|8] [--replace]
+const enrolUsage = `mfabridge enrol totp    --config FILE --user U [--secret BASE32|env:NAME|file:PATH|-] [--code CODE] [--no-qr] [--replace]
+       mfabridge enrol hotp    --config FILE --user U --secret HEX|BASE32|env:NAME|file:PATH|- [--counter N] [--digits 6|8] [--replace]
        mfabridge enrol confirm --config FILE --user U --code CODE
        mfabridge enrol import  --config FILE --csv FILE [--replace]
-       mfabridge enrol cert    --config FILE --user U --file cert.pem [--replace]`
+       mfabridge enrol cert    --config FILE --user U --file cert.pem [--replace]
+  --user is found in the directory and the entry's name used; --no-directory uses it as given.
+  --secret - asks for the secret; env: and file: read it from the environment or a file (a literal shows in ps).`
 
 func runEnrol(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -45,7 +47,7 @@ func runEnrol(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	case "totp":
 		return enrolTOTP(ctx, args[1:], stdin, stdout, stderr)
 	case "hotp":
-		return enrolHOTP(ctx, args[1:], stdout, stderr)
+		return enrolHOTP(ctx, args[1:], stdin, stdout, stderr)
 	case "confirm":
 		return enrolConfirm(ctx, args[1:], stdout, stderr)
 	case "import":
@@ -110,7 +112,7 @@ func totpCredential(cfg *config.Config, secret []byte, active bool) factors.Cred
 
 func enrolTOTP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := newAdminFlags("enrol totp", stderr)
-	secretFlag := a.fs.String("secret", "", "import an existing base32 secret (active at once)")
+	secretRef := a.fs.String("secret", "", "import an existing base32 secret (active at once): env:NAME, file:PATH, - to be asked for it, or the secret itself")
 	code := a.fs.String("code", "", "a code from the app, to activate without a prompt")
 	noQR := a.fs.Bool("no-qr", false, "do not print the QR code")
 	replace := a.fs.Bool("replace", false, "replace an existing TOTP credential")
@@ -118,13 +120,17 @@ func enrolTOTP(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return exitUsage
 	}
 	err := func() error {
-		cfg, st, user, err := a.open()
+		cfg, st, user, err := a.open(ctx)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		if *secretFlag != "" {
-			secret, err := decodeBase32(*secretFlag)
+		if *secretRef != "" {
+			ref, err := secretFlag(*secretRef, bufio.NewReader(stdin), stdin, stderr, "TOTP secret (base32): ")
+			if err != nil {
+				return fmt.Errorf("--secret: %w", err)
+			}
+			secret, err := decodeBase32(ref)
 			if err == nil {
 				err = checkSecretLength(secret)
 			}
@@ -219,7 +225,7 @@ func enrolConfirm(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		if *code == "" {
 			return errUsage
 		}
-		cfg, st, user, err := a.open()
+		cfg, st, user, err := a.open(ctx)
 		if err != nil {
 			return err
 		}
@@ -229,9 +235,9 @@ func enrolConfirm(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return exitFor(err, stderr, enrolUsage)
 }
 
-func enrolHOTP(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func enrolHOTP(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	a := newAdminFlags("enrol hotp", stderr)
-	secretFlag := a.fs.String("secret", "", "the token's seed, hex or base32 (required)")
+	secretRef := a.fs.String("secret", "", "the token's seed, hex or base32: env:NAME, file:PATH, - to be asked for it, or the seed itself (required)")
 	counter := a.fs.Uint64("counter", 0, "the token's next counter")
 	digits := a.fs.Int("digits", 6, "code length: 6 or 8")
 	replace := a.fs.Bool("replace", false, "replace an existing HOTP credential")
@@ -239,15 +245,19 @@ func enrolHOTP(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exitUsage
 	}
 	err := func() error {
-		if *secretFlag == "" || (*digits != 6 && *digits != 8) {
+		if *secretRef == "" || (*digits != 6 && *digits != 8) {
 			return errUsage
 		}
-		_, st, user, err := a.open()
+		_, st, user, err := a.open(ctx)
 		if err != nil {
 			return err
 		}
 		defer st.Close()
-		secret, err := decodeHOTPSecret(*secretFlag)
+		seed, err := secretFlag(*secretRef, bufio.NewReader(stdin), stdin, stderr, "HOTP seed (hex or base32): ")
+		if err != nil {
+			return fmt.Errorf("--secret: %w", err)
+		}
+		secret, err := decodeHOTPSecret(seed)
 		if err == nil {
 			err = checkSecretLength(secret)
 		}
@@ -266,8 +276,10 @@ func enrolHOTP(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // importLine is one parsed CSV line.
 type importLine struct {
-	user string
-	cred factors.Credential
+	user  string // normalised; the canonical name once resolved
+	given string // as written
+	line  int
+	cred  factors.Credential
 }
 
 // parseImport reads user,type,secret[,counter] lines (a header line
@@ -308,7 +320,7 @@ func parseImport(r io.Reader, name string, cfg *config.Config) ([]importLine, []
 			problem(fmt.Sprintf("%d fields; want user,type,secret[,counter]", len(rec)))
 			continue
 		}
-		user, err := radius.NormaliseUsername(rec[0], cfg.Server.Username)
+		user, err := username.Normalise([]byte(rec[0]), cfg.Server.Username)
 		if err != nil {
 			problem(fmt.Sprintf("user %q: %v", rec[0], err))
 			continue
@@ -357,12 +369,42 @@ func parseImport(r io.Reader, name string, cfg *config.Config) ([]importLine, []
 			continue
 		}
 		seen[k] = line
-		out = append(out, importLine{user: user, cred: c})
+		out = append(out, importLine{user: user, given: rec[0], line: line, cred: c})
 	}
 	if len(bad) > 0 {
 		return nil, bad
 	}
 	return out, nil
+}
+
+// resolveImport replaces each line's user by the canonical name of the
+// directory entry it finds, as enrolling one user does; two lines that
+// turn out to be one user and method are a bad line.
+func resolveImport(ctx context.Context, cfg *config.Config, name string, lines []importLine, stderr io.Writer) error {
+	given := make([]string, len(lines))
+	for i, l := range lines {
+		given[i] = l.given
+	}
+	users, err := canonicalNames(ctx, cfg, given)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return fmt.Errorf("%s names users the directory does not know (above); nothing was imported", name)
+	}
+	seen := map[string]int{}
+	bad := 0
+	for i := range lines {
+		lines[i].user = users[i]
+		k := users[i] + "\x00" + string(lines[i].cred.Method)
+		if first, dup := seen[k]; dup {
+			fmt.Fprintf(stderr, "%s:%d: %s is the directory's %s, as on line %d\n", name, lines[i].line, lines[i].given, users[i], first)
+			bad++
+		}
+		seen[k] = lines[i].line
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d bad lines in %s; nothing was imported", bad, name)
+	}
+	return nil
 }
 
 func enrolImport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -392,6 +434,11 @@ func enrolImport(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 		if len(lines) == 0 {
 			return fmt.Errorf("%s holds no credentials; nothing was imported", *csvPath)
+		}
+		if !*fs.noDirectory {
+			if err := resolveImport(ctx, cfg, *csvPath, lines, stderr); err != nil {
+				return err
+			}
 		}
 		st, err := openStore(cfg)
 		if err != nil {
@@ -442,7 +489,7 @@ func enrolCert(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		if err != nil {
 			return fmt.Errorf("%s: %w", *file, err)
 		}
-		_, st, user, err := a.open()
+		_, st, user, err := a.open(ctx)
 		if err != nil {
 			return err
 		}

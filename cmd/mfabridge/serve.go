@@ -114,8 +114,28 @@ type backends struct {
 	m     *radius.Metrics
 }
 
+// newDirectory is the directory of a configuration, as the server and
+// the admin commands use it.
+func newDirectory(cfg *config.Config, log *slog.Logger) (*ldapbind.Directory, error) {
+	return ldapbind.New(cfg.LDAP, ldapbind.Options{Log: log.With("component", "ldap"),
+		Lowercase: cfg.Server.Username.Lowercase, Groups: policyGroups(cfg)})
+}
+
+// policyGroups lists every group a policy names, for the directory to
+// tell which of them a user is in.
+func policyGroups(cfg *config.Config) []string {
+	var out []string
+	for _, p := range cfg.Policies {
+		out = append(append(append(out, p.DenyGroups...), p.RequireGroups...), p.BypassGroups...)
+		for _, r := range p.ReplyAttributes {
+			out = append(out, r.Groups...)
+		}
+	}
+	return out
+}
+
 func build(cfg *config.Config, log *slog.Logger, be *backends) (*graph, error) {
-	dir, err := ldapbind.New(cfg.LDAP, ldapbind.Options{Log: log.With("component", "ldap")})
+	dir, err := newDirectory(cfg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +150,7 @@ func build(cfg *config.Config, log *slog.Logger, be *backends) (*graph, error) {
 		State:                be.state,
 		Factors:              fs,
 		Policies:             cfg.Policies,
+		Clients:              cfg.Clients,
 		Username:             cfg.Server.Username,
 		ReportPasswordExpiry: cfg.LDAP.ReportPasswordExpiry,
 		ChallengeTimeout:     cfg.Server.ChallengeTimeout,
@@ -144,8 +165,7 @@ func build(cfg *config.Config, log *slog.Logger, be *backends) (*graph, error) {
 	}
 	if be.eap != nil && usesSmartcards(cfg) {
 		sc := cfg.Factors.Smartcard
-		g.cards, err = smartcard.New(smartcard.Options{CAFiles: sc.CAFiles, CRLFiles: sc.CRLFiles, OCSP: sc.OCSP,
-			OCSPTimeout: sc.OCSPTimeout, OCSPSoftFail: sc.OCSPSoftFail, Identity: sc.Identity, RequireEKU: sc.RequireEKU})
+		g.cards, err = smartcard.New(smartcard.OptionsFrom(sc))
 		if err != nil {
 			dir.Close()
 			return nil, err
@@ -210,7 +230,7 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 	defer closeAudit()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	be := &backends{aud: audit.New(auditOut), m: radius.NewMetrics(reg), state: state.NewMemory(state.MemoryOptions{})}
+	be := &backends{aud: audit.New(auditOut), m: radius.NewMetrics(reg), state: state.NewMemory(state.MemoryOptions{MaxEntries: cfg.State.MaxEntries})}
 	defer be.state.Close()
 	if be.store, err = openStore(cfg); err != nil {
 		return err
@@ -243,6 +263,7 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 		Clients:              g.clients,
 		Handler:              g.conv,
 		DuplicateWindow:      cfg.Server.DuplicateWindow,
+		DuplicateEntries:     cfg.Server.DuplicateCacheEntries,
 		MaxInFlightPerClient: cfg.Server.MaxInFlightPerClient,
 		Metrics:              metrics,
 		Log:                  log.With("component", "radius"),
@@ -308,17 +329,10 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 				}},
 			}
 		}
-		mux := admin.Handler(reg, checks)
-		// Twilio posts the key pressed in an approval call here; the
-		// current graph's voice factor checks and records it.
-		mux.Handle("POST "+voice.WebhookPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			g := current.Load()
-			if g.voice == nil {
-				http.NotFound(w, r)
-				return
-			}
-			g.voice.Webhook(g.twilio, log.With("component", "twilio")).ServeHTTP(w, r)
-		}))
+		mux := admin.Handler(reg, checks, log.With("component", "admin"))
+		if cfg.Server.WebhookListen == "" {
+			mux.Handle("POST "+voice.WebhookPath, webhook(&current, log))
+		}
 		if cfg.Server.Pprof {
 			// One contended lock in 100 is recorded, for /debug/pprof/mutex.
 			runtime.SetMutexProfileFraction(100)
@@ -329,6 +343,20 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 		}
 		adminSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
 		go adminSrv.Serve(ln)
+	}
+	var webhookSrv *http.Server
+	if cfg.Server.WebhookListen != "" {
+		ln, err := net.Listen("tcp", cfg.Server.WebhookListen)
+		if err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return fmt.Errorf("server.webhook_listen %s: %w", cfg.Server.WebhookListen, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("POST "+voice.WebhookPath, webhook(&current, log))
+		webhookSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
+		go webhookSrv.Serve(ln)
 	}
 
 	var wg sync.WaitGroup
@@ -347,6 +375,7 @@ func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logge
 		addrs[i] = c.LocalAddr().String()
 	}
 	log.Info("mfabridge started", "version", versionString(), "radius", addrs, "radsec", cfg.Server.RadsecListen, "admin", cfg.Server.AdminListen,
+		"webhooks", orAdmin(cfg.Server.WebhookListen),
 		"clients", len(cfg.Clients), "ldap", cfg.LDAP.URLs)
 
 	hup := make(chan os.Signal, 1)
@@ -376,6 +405,9 @@ loop:
 	wg.Wait()
 	if adminSrv != nil {
 		adminSrv.Shutdown(sctx)
+	}
+	if webhookSrv != nil {
+		webhookSrv.Shutdown(sctx)
 	}
 	current.Load().dir.Close()
 	if err := be.aud.Err(); err != nil {
@@ -408,6 +440,8 @@ func reload(path string, current *atomic.Pointer[graph], srv *radius.Server, log
 		return
 	}
 	if !slices.Equal(cfg.Server.RadiusListen, old.cfg.Server.RadiusListen) || cfg.Server.AdminListen != old.cfg.Server.AdminListen ||
+		cfg.Server.WebhookListen != old.cfg.Server.WebhookListen || cfg.State.MaxEntries != old.cfg.State.MaxEntries ||
+		cfg.Server.DuplicateCacheEntries != old.cfg.Server.DuplicateCacheEntries ||
 		cfg.Server.RadsecListen != old.cfg.Server.RadsecListen || cfg.Server.RadsecTLS != old.cfg.Server.RadsecTLS ||
 		cfg.Logging != old.cfg.Logging {
 		log.Warn("listeners, RadSec certificates and logging change only on restart; the rest of the new configuration is in force")
@@ -422,6 +456,26 @@ func reload(path string, current *atomic.Pointer[graph], srv *radius.Server, log
 	// close their connections as they come back.
 	time.AfterFunc(time.Minute, old.dir.Close)
 	log.Info("configuration reloaded", "clients", len(cfg.Clients), "policies", len(cfg.Policies))
+}
+
+// webhook serves Twilio's posts of the key pressed in an approval call;
+// the current graph's voice factor checks and records it.
+func webhook(current *atomic.Pointer[graph], log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g := current.Load()
+		if g.voice == nil {
+			http.NotFound(w, r)
+			return
+		}
+		g.voice.Webhook(g.twilio, log.With("component", "twilio")).ServeHTTP(w, r)
+	})
+}
+
+func orAdmin(s string) string {
+	if s == "" {
+		return "on admin_listen"
+	}
+	return s
 }
 
 // listenUDP binds one RADIUS listener. An IPv6 literal binds IPv6 only,

@@ -17,6 +17,7 @@ import (
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 
+	"github.com/mfabridge/mfabridge/config"
 	mradius "github.com/mfabridge/mfabridge/radius"
 )
 
@@ -33,7 +34,7 @@ func runTestAuth(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	fs := flag.NewFlagSet("test-auth", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	server := fs.String("server", "127.0.0.1:1812", "RADIUS server host:port")
-	secretRef := fs.String("secret", "", "shared secret: literal, env:NAME or file:/path (required)")
+	secretRef := fs.String("secret", "", "shared secret: env:NAME, file:/path, - to be asked for it, or a literal (which ps shows) (required)")
 	user := fs.String("user", "", "User-Name (required)")
 	password := fs.String("password", "", "password; asked for when absent (prefer that: flags show in ps)")
 	var answers stringList
@@ -50,12 +51,12 @@ func runTestAuth(ctx context.Context, args []string, stdin io.Reader, stdout, st
 		fmt.Fprintln(stderr, "usage: mfabridge test-auth --server HOST:PORT --secret S --user U [--password P] [--answer A]...")
 		return exitUsage
 	}
-	secret, err := resolveSecretRef(*secretRef)
+	in := bufio.NewReader(stdin)
+	secret, err := secretFlag(*secretRef, in, stdin, stderr, "Shared secret: ")
 	if err != nil {
 		fmt.Fprintln(stderr, "mfabridge test-auth: --secret:", err)
 		return exitUsage
 	}
-	in := bufio.NewReader(stdin)
 	pw := *password
 	if pw == "" {
 		if pw, err = ask(in, stdin, stderr, "Password: ", true); err != nil {
@@ -198,22 +199,19 @@ func printAttributes(w io.Writer, p *radius.Packet) {
 	}
 }
 
-// resolveSecretRef reads a secret given as a literal, env:NAME or
-// file:/path, as in the configuration file.
-func resolveSecretRef(ref string) (string, error) {
-	switch {
-	case strings.HasPrefix(ref, "env:"):
-		v := os.Getenv(strings.TrimPrefix(ref, "env:"))
-		if v == "" {
-			return "", fmt.Errorf("environment variable %s is not set", strings.TrimPrefix(ref, "env:"))
-		}
-		return v, nil
-	case strings.HasPrefix(ref, "file:"):
-		b, err := os.ReadFile(strings.TrimPrefix(ref, "file:"))
-		if err != nil {
-			return "", err
-		}
-		return strings.TrimRight(string(b), "\r\n"), nil
+// secretFlag reads a secret flag: "-" asks for it (without echo on a
+// terminal), anything else is resolved as the configuration file would
+// resolve it (env:NAME, file:/path, or a literal).
+func secretFlag(ref string, in *bufio.Reader, stdin io.Reader, stderr io.Writer, prompt string) (string, error) {
+	if ref != "-" {
+		return config.ResolveSecret(ref)
 	}
-	return ref, nil
+	v, err := ask(in, stdin, stderr, prompt, true)
+	if err != nil {
+		return "", err
+	}
+	if v == "" {
+		return "", errors.New("nothing was typed")
+	}
+	return v, nil
 }

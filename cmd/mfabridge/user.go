@@ -5,18 +5,23 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 
+	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
 	"github.com/mfabridge/mfabridge/internal/store"
 )
 
 const userUsage = `mfabridge user show    --config FILE --user U
-       mfabridge user reset   --config FILE --user U          clear the lockout counters
+       mfabridge user reset   --config FILE --user U          clear the lockout counters and end remembered logins
        mfabridge user remove  --config FILE --user U [METHOD] remove one method, or all
-       mfabridge user default --config FILE --user U METHOD   make METHOD (totp, hotp, sms, voice) the default`
+       mfabridge user default --config FILE --user U METHOD   make METHOD (totp, hotp, sms, voice) the default
+       mfabridge user migrate --config FILE [--dry-run]       key every stored user on the name of the directory entry it finds
+  --user is found in the directory and the entry's name used; --no-directory uses it as given.`
 
 var storedMethods = []factors.Method{factors.TOTP, factors.HOTP, factors.Cert}
 
@@ -26,6 +31,9 @@ func runUser(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	verb := args[0]
+	if verb == "migrate" {
+		return userMigrate(ctx, args[1:], stdout, stderr)
+	}
 	a := newAdminFlags("user "+verb, stderr)
 	if err := a.fs.Parse(args[1:]); err != nil {
 		return exitUsage
@@ -48,7 +56,7 @@ func runUser(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 		if (verb == "default") != (method != "") && verb != "remove" {
 			return errUsage
 		}
-		_, st, user, err := a.open()
+		_, st, user, err := a.open(ctx)
 		if err != nil {
 			return err
 		}
@@ -60,7 +68,7 @@ func runUser(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 			if err := st.ResetLockout(ctx, user); err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "lockout counters of %s cleared (wrong passwords and wrong codes)\n", user)
+			fmt.Fprintf(stdout, "lockout counters of %s cleared (wrong passwords and wrong codes); remembered logins and known stations end too\n", user)
 		case "remove":
 			n, err := st.Remove(ctx, user, method)
 			if err != nil {
@@ -134,4 +142,74 @@ func showUser(ctx context.Context, st *store.Store, user string, stdout io.Write
 			c.Created.UTC().Format("2006-01-02 15:04 MST"), used)
 	}
 	return nil
+}
+
+// userMigrate renames every stored user whose name is not the canonical
+// name of the directory entry it finds: a store written before users
+// were keyed on their entry (a login by mail address under a filter on
+// uid or mail, say) then keeps working under the name logins use now.
+func userMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("user migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (required)")
+	dry := fs.Bool("dry-run", false, "say what would be renamed, change nothing")
+	if err := fs.Parse(args); err != nil || *path == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "usage:", userUsage)
+		return exitUsage
+	}
+	err := func() error {
+		cfg, err := config.Load(*path)
+		if err != nil {
+			return err
+		}
+		st, err := openStore(cfg)
+		if err != nil {
+			return err
+		}
+		if st == nil {
+			return fmt.Errorf("%s: store.key is not set", *path)
+		}
+		defer st.Close()
+		names, err := st.Names(ctx)
+		if err != nil {
+			return err
+		}
+		dir, err := newDirectory(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		defer dir.Close()
+		renamed, unknown, failed := 0, 0, 0
+		for _, n := range names {
+			u, err := dir.Find(ctx, n)
+			switch {
+			case errors.Is(err, factors.ErrNoSuchUser):
+				unknown++
+				fmt.Fprintf(stdout, "%s: no directory entry answers to this name; left as it is\n", n)
+				continue
+			case err != nil:
+				return fmt.Errorf("%s: %w; nothing more was changed", n, err)
+			case u.Name == n:
+				continue
+			}
+			if *dry {
+				fmt.Fprintf(stdout, "%s -> %s (dry run)\n", n, u.Name)
+				renamed++
+				continue
+			}
+			if err := st.Rename(ctx, n, u.Name); err != nil {
+				failed++
+				fmt.Fprintf(stdout, "%s -> %s: %v\n", n, u.Name, err)
+				continue
+			}
+			renamed++
+			fmt.Fprintf(stdout, "%s -> %s\n", n, u.Name)
+		}
+		fmt.Fprintf(stdout, "%d users in the store: %d renamed, %d unknown to the directory, %d not renamed\n", len(names), renamed, unknown, failed)
+		if failed > 0 {
+			return fmt.Errorf("%d users could not be renamed (above)", failed)
+		}
+		return nil
+	}()
+	return exitFor(err, stderr, userUsage)
 }

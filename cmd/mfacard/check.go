@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/mfabridge/mfabridge/config"
+	"github.com/mfabridge/mfabridge/factors"
 	"github.com/mfabridge/mfabridge/factors/smartcard"
 )
 
@@ -57,13 +58,21 @@ func (t *tool) check(_ context.Context, args []string) int {
 		fmt.Fprintf(t.stdout, "the bridge would refuse this card (reason %s): %v\n", smartcard.Reason(err), err)
 		return exitFail
 	}
-	fmt.Fprintf(t.stdout, "the bridge would accept this card for %s\n", id)
-	note := "at login the bridge also finds the user in the directory and applies the policy's groups"
+	fmt.Fprintf(t.stdout, "the bridge would accept this card for %s\n", id.Value)
+	note := "at login the bridge also finds the user in the directory (by " + lookupOf(cfg, id) + "), checks that the identity the supplicant gives is that user's, and applies the policy's groups"
 	if cfg.Factors.Smartcard.MatchStoredCertificate {
 		note += ", and wants this certificate enrolled for the user (match_stored_certificate)"
 	}
 	fmt.Fprintf(t.stdout, "note: %s; mfacard sign checks the PIN and the key\n", note)
 	return exitOK
+}
+
+// lookupOf says how the bridge finds the card's user.
+func lookupOf(cfg *config.Config, id factors.CertIdentity) string {
+	if id.Login != "" {
+		return fmt.Sprintf("user_filter with %q", id.Login)
+	}
+	return fmt.Sprintf("%s=%s", cfg.LDAP.Attributes.UPN, id.Value)
 }
 
 // acceptsSmartcards reports whether a policy has smartcard: true; without
@@ -77,9 +86,7 @@ func acceptsSmartcards(cfg *config.Config) bool {
 	return false
 }
 
-// newValidator builds the validator as mfabridge serve does; the two
-// must change together.
+// newValidator builds the validator as mfabridge serve does.
 func newValidator(sc config.Smartcard) (*smartcard.Validator, error) {
-	return smartcard.New(smartcard.Options{CAFiles: sc.CAFiles, CRLFiles: sc.CRLFiles, OCSP: sc.OCSP,
-		OCSPTimeout: sc.OCSPTimeout, OCSPSoftFail: sc.OCSPSoftFail, Identity: sc.Identity, RequireEKU: sc.RequireEKU})
+	return smartcard.New(smartcard.OptionsFrom(sc))
 }

@@ -47,7 +47,7 @@ factors:
   smartcard:
     server_cert_file: "%s"
     server_key_file: "%s"
-    ca_files: ["%s"]
+    ca_files: [{file: "%s", revocation: none}]
     require_eku: [client_auth, smartcard_logon]
 %s`, dir, smartcardPolicy, certFile, keyFile, caFile, extra)
 	path := filepath.Join(dir, "mfabridge.yaml")

@@ -1,9 +1,11 @@
 // Package smartcard decides whether a client certificate from EAP-TLS is
 // acceptable and whose it is, in this order: the chain to the configured
-// CAs, validity, key usage and the required EKUs, revocation (CRL files,
-// and OCSP when enabled), then the identity (the UPN otherName SAN, the
-// email SAN or the subject CN). The TLS handshake itself stays in
-// radius/eap.
+// CAs, validity, key usage and the required EKUs, the revocation of every
+// certificate of the chain but its anchor (CRL files, OCSP, or both: a
+// CA with no source for its rule does not load, and an answer that
+// cannot be trusted refuses), then the identity (the UPN otherName SAN,
+// the email SAN or the subject CN, and the strong-mapping SID). The TLS
+// handshake itself stays in radius/eap.
 //
 // It must not import radius, ldapbind or the stores.
 package smartcard
@@ -21,11 +23,13 @@ import (
 	"net/http"
 	"os"
 	"slices"
-	"sync/atomic"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
 )
 
@@ -37,8 +41,11 @@ var (
 	ErrEKU         = errors.New("the certificate lacks a required extended key usage")
 	ErrRevoked     = errors.New("the certificate is revoked")
 	ErrCRLStale    = errors.New("the CRL of the certificate's issuer is out of date")
+	ErrCRLMissing  = errors.New("no CRL of the certificate's issuer is loaded")
 	ErrOCSP        = errors.New("the OCSP responder could not confirm the certificate")
+	ErrOCSPStale   = errors.New("the OCSP answer is not current (replayed, or from a wrong clock)")
 	ErrNoIdentity  = errors.New("the certificate names no usable identity")
+	ErrRealm       = errors.New("the certificate's realm is not in allowed_realms")
 	ErrNotEnrolled = factors.ErrCertNotEnrolled
 )
 
@@ -52,8 +59,9 @@ func Reason(err error) string {
 		code string
 	}{
 		{ErrUntrusted, "cert_untrusted"}, {ErrExpired, "cert_expired"}, {ErrKeyUsage, "cert_key_usage"},
-		{ErrEKU, "cert_eku"}, {ErrRevoked, "cert_revoked"}, {ErrCRLStale, "cert_crl_stale"},
-		{ErrOCSP, "cert_ocsp_unavailable"}, {ErrNoIdentity, "cert_no_identity"}, {ErrNotEnrolled, "cert_not_enrolled"},
+		{ErrEKU, "cert_eku"}, {ErrRevoked, "cert_revoked"}, {ErrCRLStale, "cert_crl_stale"}, {ErrCRLMissing, "cert_crl_missing"},
+		{ErrOCSPStale, "cert_ocsp_stale"}, {ErrOCSP, "cert_ocsp_unavailable"}, {ErrNoIdentity, "cert_no_identity"},
+		{ErrRealm, "cert_realm_not_allowed"}, {ErrNotEnrolled, "cert_not_enrolled"},
 	} {
 		if errors.Is(err, r.err) {
 			return r.code
@@ -75,34 +83,58 @@ const (
 	EKUSmartcardLogon = "smartcard_logon"
 )
 
+// Revocation rules (factors.smartcard.revocation).
+const (
+	RevocationCRL        = "crl"
+	RevocationOCSP       = "ocsp"
+	RevocationCRLAndOCSP = "crl_and_ocsp"
+	RevocationNone       = "none"
+)
+
 var (
 	oidSAN            = asn1.ObjectIdentifier{2, 5, 29, 17}
 	oidUPN            = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 3}
 	oidSmartcardLogon = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 20, 2, 2}
 )
 
+// CA is one CA of ca_files and its revocation rule ("" for the default).
+type CA struct {
+	File       string
+	Revocation string
+}
+
 // Options configure a Validator.
 type Options struct {
-	CAFiles      []string
-	CRLFiles     []string
-	OCSP         bool
+	CAs      []CA
+	CRLFiles []string
+	// Revocation is the rule of every CA that has none of its own;
+	// default crl.
+	Revocation   string
 	OCSPTimeout  time.Duration // default 5s
 	OCSPSoftFail bool          // accept when the responder cannot be reached
 	Identity     string
-	RequireEKU   []string
-	Now          func() time.Time
-	HTTPClient   *http.Client // OCSP; default one with OCSPTimeout
+	// AllowedRealms, when set, turns a UPN or email identity into the
+	// login name before its @, and refuses any other realm.
+	AllowedRealms []string
+	RequireEKU    []string
+	Now           func() time.Time
+	HTTPClient    *http.Client // OCSP; default one with OCSPTimeout that follows no redirect
 }
 
-// Validator checks client certificates. It is safe for concurrent use;
-// ReloadCRLs swaps the CRLs in place.
+// Validator checks client certificates. It is safe for concurrent use.
 type Validator struct {
-	o     Options
-	roots *x509.CertPool
-	crls  atomic.Pointer[[]*x509.RevocationList]
+	o          Options
+	roots      *x509.CertPool
+	inter      *x509.CertPool // CAs of ca_files whose issuer is configured too
+	configured []*x509.Certificate
+	rules      map[string]string // rule by the raw subject and key of a configured CA
+	crls       []*x509.RevocationList
 }
 
-// New loads the CA and CRL files.
+// New loads the CA and CRL files. Every CA needs a source for its rule:
+// a CRL in crl_files signed by it (crl, crl_and_ocsp). A CRL that does
+// not parse, or whose signature no CA in ca_files verifies, does not
+// load: whoever could write it could leave a revoked card out.
 func New(o Options) (*Validator, error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -110,36 +142,115 @@ func New(o Options) (*Validator, error) {
 	if o.OCSPTimeout <= 0 {
 		o.OCSPTimeout = 5 * time.Second
 	}
-	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: o.OCSPTimeout}
+	if o.Revocation == "" {
+		o.Revocation = RevocationCRL
 	}
-	if len(o.CAFiles) == 0 {
+	if o.HTTPClient == nil {
+		// A redirect could send the query anywhere; an answer must come
+		// from the responder the certificate names.
+		o.HTTPClient = &http.Client{Timeout: o.OCSPTimeout,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	if len(o.CAs) == 0 {
 		return nil, errors.New("smartcard: no ca_files")
 	}
-	v := &Validator{o: o, roots: x509.NewCertPool()}
-	for _, f := range o.CAFiles {
-		b, err := os.ReadFile(f)
+	v := &Validator{o: o, roots: x509.NewCertPool(), inter: x509.NewCertPool(), rules: map[string]string{}}
+	var byFile [][]*x509.Certificate
+	for _, ca := range o.CAs {
+		certs, err := readCerts(ca.File)
 		if err != nil {
 			return nil, fmt.Errorf("smartcard: ca_files: %w", err)
 		}
-		if !v.roots.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("smartcard: ca_files: %s holds no PEM certificate", f)
+		rule := ca.Revocation
+		if rule == "" {
+			rule = o.Revocation
+		}
+		for _, c := range certs {
+			v.configured = append(v.configured, c)
+			v.rules[caKey(c)] = rule
+		}
+		byFile = append(byFile, certs)
+	}
+	// A CA whose issuer is configured too is an intermediate: chains go
+	// through it up to that issuer, whose CRL then covers it.
+	for _, c := range v.configured {
+		if v.issuerConfigured(c) {
+			v.inter.AddCert(c)
+		} else {
+			v.roots.AddCert(c)
 		}
 	}
-	if err := v.ReloadCRLs(); err != nil {
+	crls, err := v.loadCRLs()
+	if err != nil {
 		return nil, err
+	}
+	v.crls = crls
+	for i, certs := range byFile {
+		for _, c := range certs {
+			rule := v.rules[caKey(c)]
+			if (rule == RevocationCRL || rule == RevocationCRLAndOCSP) && v.crlOf(c) == nil {
+				return nil, fmt.Errorf("smartcard: ca_files: %s: the CA %q has no CRL in crl_files, and its revocation is %s: "+
+					"add its CRL to crl_files, or set revocation: ocsp (with ocsp: true), or revocation: none for this CA if its cards are never revoked",
+					o.CAs[i].File, c.Subject, rule)
+			}
+		}
 	}
 	return v, nil
 }
 
-// ReloadCRLs reads the CRL files again (SIGHUP); on error the old CRLs
-// stay.
-func (v *Validator) ReloadCRLs() error {
+// caKey names a CA by subject and key, as a CRL or a chain names its
+// issuer.
+func caKey(c *x509.Certificate) string {
+	return string(c.RawSubject) + "\x00" + string(c.RawSubjectPublicKeyInfo)
+}
+
+func (v *Validator) issuerConfigured(c *x509.Certificate) bool {
+	if bytes.Equal(c.RawIssuer, c.RawSubject) {
+		return false // self-signed
+	}
+	for _, p := range v.configured {
+		if p != c && bytes.Equal(p.RawSubject, c.RawIssuer) && c.CheckSignatureFrom(p) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func readCerts(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []*x509.Certificate
+	for rest := b; ; {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return out, nil
+}
+
+// loadCRLs reads the CRL files: each must parse and be signed by a CA of
+// ca_files.
+func (v *Validator) loadCRLs() ([]*x509.RevocationList, error) {
 	var crls []*x509.RevocationList
 	for _, f := range v.o.CRLFiles {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return fmt.Errorf("smartcard: crl_files: %w", err)
+			return nil, fmt.Errorf("smartcard: crl_files: %w", err)
 		}
 		ders := [][]byte{b}
 		if bytes.Contains(b, []byte("-----BEGIN")) {
@@ -156,18 +267,46 @@ func (v *Validator) ReloadCRLs() error {
 			}
 		}
 		if len(ders) == 0 {
-			return fmt.Errorf("smartcard: crl_files: %s holds no CRL", f)
+			return nil, fmt.Errorf("smartcard: crl_files: %s holds no CRL", f)
 		}
 		for _, d := range ders {
 			crl, err := x509.ParseRevocationList(d)
 			if err != nil {
-				return fmt.Errorf("smartcard: crl_files: %s: %w", f, err)
+				return nil, fmt.Errorf("smartcard: crl_files: %s: %w", f, err)
+			}
+			named, signed := false, false
+			for _, ca := range v.configured {
+				if bytes.Equal(crl.RawIssuer, ca.RawSubject) {
+					named = true
+					signed = signed || crl.CheckSignatureFrom(ca) == nil
+				}
+			}
+			switch {
+			case !named:
+				return nil, fmt.Errorf("smartcard: crl_files: %s: the CRL's issuer %q is not in ca_files: add that CA's certificate to ca_files", f, crl.Issuer)
+			case !signed:
+				return nil, fmt.Errorf("smartcard: crl_files: %s: the CRL's signature does not verify against its issuer %q in ca_files: it was not made by that CA", f, crl.Issuer)
 			}
 			crls = append(crls, crl)
 		}
 	}
-	v.crls.Store(&crls)
-	return nil
+	return crls, nil
+}
+
+// crlOf returns the loaded CRL issued by ca, or nil: the newest by
+// ThisUpdate, then by CRL number (RFC 5280 §5.2.3).
+func (v *Validator) crlOf(ca *x509.Certificate) *x509.RevocationList {
+	var best *x509.RevocationList
+	for _, crl := range v.crls {
+		if !bytes.Equal(crl.RawIssuer, ca.RawSubject) || crl.CheckSignatureFrom(ca) != nil {
+			continue
+		}
+		if best == nil || crl.ThisUpdate.After(best.ThisUpdate) ||
+			crl.ThisUpdate.Equal(best.ThisUpdate) && crl.Number != nil && best.Number != nil && crl.Number.Cmp(best.Number) > 0 {
+			best = crl
+		}
+	}
+	return best
 }
 
 // Cert describes an accepted certificate for logs and audit records.
@@ -186,13 +325,15 @@ func Describe(c *x509.Certificate) Cert {
 		Issuer: c.Issuer.String(), Fingerprint: hex.EncodeToString(sum[:])}
 }
 
-// Verify checks chain (leaf first, as the client sent it).
+// Verify checks chain (leaf first, as the client sent it): the chain to
+// a configured CA with the required usages, then the revocation of every
+// certificate in it but the trust anchor, by the rule of its issuer.
 func (v *Validator) Verify(chain []*x509.Certificate) error {
 	if len(chain) == 0 {
 		return ErrUntrusted
 	}
 	leaf := chain[0]
-	inter := x509.NewCertPool()
+	inter := v.inter.Clone()
 	for _, c := range chain[1:] {
 		inter.AddCert(c)
 	}
@@ -217,11 +358,28 @@ func (v *Validator) Verify(chain []*x509.Certificate) error {
 		}
 	}
 	verified := chains[0]
-	if err := v.checkCRLs(verified, now); err != nil {
-		return err
+	anchor := verified[len(verified)-1]
+	for i := 0; i+1 < len(verified); i++ {
+		c, issuer := verified[i], verified[i+1]
+		rule, ok := v.rules[caKey(issuer)]
+		if !ok {
+			rule = v.rules[caKey(anchor)] // an intermediate the client sent
+		}
+		if err := v.checkRevocation(c, issuer, rule, now); err != nil {
+			return err
+		}
 	}
-	if v.o.OCSP && len(verified) > 1 && len(leaf.OCSPServer) > 0 {
-		if err := v.checkOCSP(leaf, verified[1]); err != nil {
+	return nil
+}
+
+func (v *Validator) checkRevocation(c, issuer *x509.Certificate, rule string, now time.Time) error {
+	if rule == RevocationCRL || rule == RevocationCRLAndOCSP {
+		if err := v.checkCRL(c, issuer, now); err != nil {
+			return err
+		}
+	}
+	if rule == RevocationOCSP || rule == RevocationCRLAndOCSP {
+		if err := v.checkOCSP(c, issuer, now); err != nil {
 			return err
 		}
 	}
@@ -238,44 +396,54 @@ func hasEKU(c *x509.Certificate, want string) bool {
 	return false
 }
 
-// checkCRLs looks up each certificate of the verified chain in the CRL of
-// its issuer, when one is configured; such a CRL must be signed by the
-// issuer and current.
-func (v *Validator) checkCRLs(chain []*x509.Certificate, now time.Time) error {
-	crls := *v.crls.Load()
-	for i := 0; i+1 < len(chain); i++ {
-		c, issuer := chain[i], chain[i+1]
-		for _, crl := range crls {
-			if !bytes.Equal(crl.RawIssuer, issuer.RawSubject) || crl.CheckSignatureFrom(issuer) != nil {
-				continue
-			}
-			if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
-				return fmt.Errorf("%w: next update was %s", ErrCRLStale, crl.NextUpdate.UTC().Format(time.RFC3339))
-			}
-			for _, r := range crl.RevokedCertificateEntries {
-				if r.SerialNumber.Cmp(c.SerialNumber) == 0 {
-					return fmt.Errorf("%w (CRL of %s)", ErrRevoked, issuer.Subject)
-				}
-			}
+// checkCRL looks c up in the CRL of its issuer, which must be loaded,
+// signed by the issuer and current.
+func (v *Validator) checkCRL(c, issuer *x509.Certificate, now time.Time) error {
+	crl := v.crlOf(issuer)
+	if crl == nil {
+		return fmt.Errorf("%w (issuer %s)", ErrCRLMissing, issuer.Subject)
+	}
+	if !crl.NextUpdate.IsZero() && now.After(crl.NextUpdate) {
+		return fmt.Errorf("%w: next update was %s", ErrCRLStale, crl.NextUpdate.UTC().Format(time.RFC3339))
+	}
+	for _, r := range crl.RevokedCertificateEntries {
+		if r.SerialNumber.Cmp(c.SerialNumber) == 0 {
+			return fmt.Errorf("%w (CRL of %s)", ErrRevoked, issuer.Subject)
 		}
 	}
 	return nil
 }
 
-// checkOCSP asks the leaf's responder. A revoked answer refuses; no
-// usable answer refuses unless soft failure is configured.
-func (v *Validator) checkOCSP(leaf, issuer *x509.Certificate) error {
-	req, err := ocsp.CreateRequest(leaf, issuer, nil)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrOCSP, err)
-	}
+// ocspSkew is the clock difference allowed between the bridge and an
+// OCSP responder; ocspMaxAge is how old an answer without NextUpdate may
+// be.
+const (
+	ocspSkew   = 5 * time.Minute
+	ocspMaxAge = time.Hour
+)
+
+// checkOCSP asks c's responder (RFC 6960). The answer must be about c,
+// signed by its issuer or by a responder the issuer delegated to
+// (id-kp-OCSPSigning), and current: ThisUpdate not in the future, and
+// NextUpdate (or, without one, ThisUpdate plus an hour) not past, so
+// that an old "good" answer replayed after a revocation is refused. A
+// certificate that names no responder cannot be confirmed. Revoked
+// refuses; no usable answer refuses unless soft failure is configured.
+func (v *Validator) checkOCSP(c, issuer *x509.Certificate, now time.Time) error {
 	fail := func(err error) error {
 		if v.o.OCSPSoftFail {
 			return nil
 		}
 		return fmt.Errorf("%w: %v", ErrOCSP, err)
 	}
-	resp, err := v.o.HTTPClient.Post(leaf.OCSPServer[0], "application/ocsp-request", bytes.NewReader(req))
+	if len(c.OCSPServer) == 0 {
+		return fmt.Errorf("%w: %s names no OCSP responder", ErrOCSP, c.Subject)
+	}
+	req, err := ocsp.CreateRequest(c, issuer, nil)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrOCSP, err)
+	}
+	resp, err := v.o.HTTPClient.Post(c.OCSPServer[0], "application/ocsp-request", bytes.NewReader(req))
 	if err != nil {
 		return fail(err)
 	}
@@ -284,9 +452,28 @@ func (v *Validator) checkOCSP(leaf, issuer *x509.Certificate) error {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		return fail(fmt.Errorf("responder answered HTTP %d", resp.StatusCode))
 	}
-	r, err := ocsp.ParseResponseForCert(body, leaf, issuer)
+	r, err := ocsp.ParseResponseForCert(body, c, issuer)
 	if err != nil {
 		return fail(err)
+	}
+	if rc := r.Certificate; rc != nil && !bytes.Equal(rc.Raw, issuer.Raw) {
+		// x/crypto checks that the issuer signed the responder's
+		// certificate, not that it made it a responder: any certificate
+		// of the CA, a card's included, could otherwise vouch for itself.
+		if !slices.Contains(rc.ExtKeyUsage, x509.ExtKeyUsageOCSPSigning) {
+			return fail(errors.New("the answer is signed by a certificate the issuer did not delegate OCSP signing to"))
+		}
+		if now.Before(rc.NotBefore) || now.After(rc.NotAfter) {
+			return fail(errors.New("the responder's certificate is not valid now"))
+		}
+	}
+	switch {
+	case r.ThisUpdate.After(now.Add(ocspSkew)):
+		return fmt.Errorf("%w: made %s, in the future", ErrOCSPStale, r.ThisUpdate.UTC().Format(time.RFC3339))
+	case !r.NextUpdate.IsZero() && now.After(r.NextUpdate.Add(ocspSkew)):
+		return fmt.Errorf("%w: valid until %s", ErrOCSPStale, r.NextUpdate.UTC().Format(time.RFC3339))
+	case r.NextUpdate.IsZero() && now.After(r.ThisUpdate.Add(ocspMaxAge)):
+		return fmt.Errorf("%w: made %s, with no next update", ErrOCSPStale, r.ThisUpdate.UTC().Format(time.RFC3339))
 	}
 	switch r.Status {
 	case ocsp.Good:
@@ -297,23 +484,94 @@ func (v *Validator) checkOCSP(leaf, issuer *x509.Certificate) error {
 	return fail(errors.New("responder does not know the certificate"))
 }
 
-// Identity returns the configured identity of the certificate.
-func (v *Validator) Identity(c *x509.Certificate) (string, error) {
-	var id string
+// Identity returns who the certificate belongs to (see
+// factors.CertIdentity): the configured identity, with its realm checked
+// against allowed_realms when those are set, and the strong-mapping SID
+// where the certificate carries one.
+func (v *Validator) Identity(c *x509.Certificate) (factors.CertIdentity, error) {
+	var id factors.CertIdentity
 	switch v.o.Identity {
 	case IdentityEmail:
 		if len(c.EmailAddresses) > 0 {
-			id = c.EmailAddresses[0]
+			id.Value = c.EmailAddresses[0]
 		}
 	case IdentitySubjectCN:
-		id = c.Subject.CommonName
+		id.Value, id.Login = c.Subject.CommonName, c.Subject.CommonName
 	default:
-		id = UPN(c)
+		id.Value = UPN(c)
 	}
-	if id == "" {
-		return "", fmt.Errorf("%w (%s)", ErrNoIdentity, v.o.Identity)
+	if id.Value == "" {
+		return id, fmt.Errorf("%w (%s)", ErrNoIdentity, v.o.Identity)
 	}
+	if len(v.o.AllowedRealms) > 0 && id.Login == "" {
+		i := strings.LastIndexByte(id.Value, '@')
+		if i <= 0 || !slices.ContainsFunc(v.o.AllowedRealms, func(r string) bool { return strings.EqualFold(r, id.Value[i+1:]) }) {
+			return id, fmt.Errorf("%w: %q", ErrRealm, id.Value)
+		}
+		id.Login = id.Value[:i]
+	}
+	id.SID = SID(c)
 	return id, nil
+}
+
+// oidSIDExtension is the strong certificate mapping extension of Active
+// Directory Certificate Services (KB5014754); its otherName holds the
+// SID as text.
+var (
+	oidSIDExtension = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 25, 2}
+	oidSIDOtherName = asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 25, 2, 1}
+)
+
+// SID returns the security identifier of the strong mapping extension,
+// "S-1-5-21-…", or "" when the certificate has none.
+func SID(c *x509.Certificate) string {
+	for _, ext := range c.Extensions {
+		if !ext.Id.Equal(oidSIDExtension) {
+			continue
+		}
+		if s := otherName(ext.Value, oidSIDOtherName); strings.HasPrefix(s, "S-1-") {
+			return s
+		}
+	}
+	return ""
+}
+
+// otherName finds the otherName with id in a GeneralNames sequence and
+// returns its value, a string under [0] EXPLICIT (an OCTET STRING, or
+// a UTF8String as UPNs are written).
+func otherName(der []byte, id asn1.ObjectIdentifier) string {
+	var seq asn1.RawValue
+	if rest, err := asn1.Unmarshal(der, &seq); err != nil || len(rest) > 0 || !seq.IsCompound {
+		return ""
+	}
+	for b := seq.Bytes; len(b) > 0; {
+		var gn asn1.RawValue
+		var err error
+		if b, err = asn1.Unmarshal(b, &gn); err != nil {
+			return ""
+		}
+		if gn.Class != asn1.ClassContextSpecific || gn.Tag != 0 {
+			continue // not an otherName
+		}
+		var on struct {
+			ID    asn1.ObjectIdentifier
+			Value asn1.RawValue `asn1:"explicit,tag:0"`
+		}
+		if _, err := asn1.UnmarshalWithParams(gn.FullBytes, &on, "tag:0"); err != nil || !on.ID.Equal(id) {
+			continue
+		}
+		var inner asn1.RawValue
+		if _, err := asn1.Unmarshal(on.Value.Bytes, &inner); err != nil || inner.Class != asn1.ClassUniversal {
+			continue
+		}
+		switch inner.Tag {
+		case asn1.TagOctetString, asn1.TagUTF8String, asn1.TagIA5String, asn1.TagPrintableString:
+			if utf8.Valid(inner.Bytes) {
+				return string(inner.Bytes)
+			}
+		}
+	}
+	return ""
 }
 
 // UPN returns the Microsoft UPN otherName (1.3.6.1.4.1.311.20.2.3) of the
@@ -352,4 +610,15 @@ func UPN(c *x509.Certificate) string {
 		}
 	}
 	return ""
+}
+
+// OptionsFrom is the validator of a configuration, as the server and
+// mfacard check both build it.
+func OptionsFrom(sc config.Smartcard) Options {
+	o := Options{CRLFiles: sc.CRLFiles, Revocation: sc.Revocation, OCSPTimeout: sc.OCSPTimeout, OCSPSoftFail: sc.OCSPSoftFail,
+		Identity: sc.Identity, AllowedRealms: sc.AllowedRealms, RequireEKU: sc.RequireEKU}
+	for _, ca := range sc.CAFiles {
+		o.CAs = append(o.CAs, CA{File: ca.File, Revocation: ca.Revocation})
+	}
+	return o
 }

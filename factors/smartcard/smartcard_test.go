@@ -148,6 +148,15 @@ func crlFile(t testing.TB, ders ...[]byte) string {
 	return writePEM(t, filepath.Join(t.TempDir(), "crl.pem"), "X509 CRL", ders...)
 }
 
+// cas lists CA files with the default rule.
+func cas(files ...string) []CA {
+	out := make([]CA, len(files))
+	for i, f := range files {
+		out[i] = CA{File: f}
+	}
+	return out
+}
+
 func newValidator(t testing.TB, o Options) *Validator {
 	t.Helper()
 	v, err := New(o)
@@ -215,7 +224,7 @@ func TestVerify(t *testing.T) {
 		}), inter.cert}, []string{EKUClientAuth}, time.Time{}, ErrEKU},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := Options{CAFiles: []string{root.file}, RequireEKU: tc.eku}
+			o := Options{CAs: cas(root.file), Revocation: RevocationNone, RequireEKU: tc.eku}
 			if !tc.now.IsZero() {
 				o.Now = func() time.Time { return tc.now }
 			}
@@ -228,108 +237,109 @@ func TestVerify(t *testing.T) {
 func TestNewChecksFiles(t *testing.T) {
 	dir := t.TempDir()
 	root := newRoot(t, "root")
+	inter := root.sub(t, "issuing CA")
 	notPEM := filepath.Join(dir, "not.pem")
 	os.WriteFile(notPEM, []byte("hello"), 0o644)
-	for name, o := range map[string]Options{
-		"no ca_files":         {},
-		"missing CA file":     {CAFiles: []string{filepath.Join(dir, "nope.pem")}},
-		"CA file without PEM": {CAFiles: []string{notPEM}},
-		"missing CRL file":    {CAFiles: []string{root.file}, CRLFiles: []string{filepath.Join(dir, "nope.crl")}},
-		"CRL file without a CRL": {CAFiles: []string{root.file},
-			CRLFiles: []string{writePEM(t, filepath.Join(dir, "cert.pem"), "CERTIFICATE", root.cert.Raw)}},
-		"CRL that does not parse": {CAFiles: []string{root.file}, CRLFiles: []string{writePEM(t, filepath.Join(dir, "bad.crl"), "X509 CRL", []byte("junk"))}},
+	later := time.Now().Add(time.Hour)
+	good := crlFile(t, root.crl(t, later))
+	impostorKey := newKey(t)
+	impostor := create(t, &x509.Certificate{SerialNumber: nextSerial(), Subject: root.cert.Subject,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: later, KeyUsage: x509.KeyUsageCRLSign | x509.KeyUsageCertSign,
+		BasicConstraintsValid: true, IsCA: true}, caTemplate("x"), &impostorKey.PublicKey, impostorKey)
+	for name, tc := range map[string]struct {
+		o    Options
+		want string // in the error
+	}{
+		"no ca_files":         {Options{}, "no ca_files"},
+		"missing CA file":     {Options{CAs: cas(filepath.Join(dir, "nope.pem")), Revocation: RevocationNone}, "nope.pem"},
+		"CA file without PEM": {Options{CAs: cas(notPEM), Revocation: RevocationNone}, "no PEM certificate"},
+		"missing CRL file":    {Options{CAs: cas(root.file), CRLFiles: []string{filepath.Join(dir, "nope.crl")}}, "nope.crl"},
+		"CRL file without a CRL": {Options{CAs: cas(root.file),
+			CRLFiles: []string{writePEM(t, filepath.Join(dir, "cert.pem"), "CERTIFICATE", root.cert.Raw)}}, "holds no CRL"},
+		"CRL that does not parse":     {Options{CAs: cas(root.file), CRLFiles: []string{writePEM(t, filepath.Join(dir, "bad.crl"), "X509 CRL", []byte("junk"))}}, "bad.crl"},
+		"a CA with no CRL":            {Options{CAs: cas(root.file)}, "has no CRL"},
+		"an intermediate with no CRL": {Options{CAs: cas(root.file, inter.file), CRLFiles: []string{good}}, "issuing CA"},
+		"a CRL signed by another key": {Options{CAs: cas(root.file), CRLFiles: []string{good,
+			crlFile(t, crlOf(t, impostor, impostorKey, later))}}, "signature does not verify"},
+		"a CRL of a CA not configured": {Options{CAs: cas(root.file), CRLFiles: []string{good,
+			crlFile(t, newRoot(t, "unrelated").crl(t, later))}}, "not in ca_files"},
 	} {
-		if _, err := New(o); err == nil {
-			t.Errorf("%s: New accepted it", name)
+		_, err := New(tc.o)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: New: %v, want an error saying %q", name, err, tc.want)
 		}
 	}
 	// DER is accepted as well as PEM.
 	der := filepath.Join(dir, "crl.der")
-	os.WriteFile(der, root.crl(t, time.Now().Add(time.Hour)), 0o644)
-	if _, err := New(Options{CAFiles: []string{root.file}, CRLFiles: []string{der}}); err != nil {
+	os.WriteFile(der, root.crl(t, later), 0o644)
+	if _, err := New(Options{CAs: cas(root.file), CRLFiles: []string{der}}); err != nil {
 		t.Errorf("DER CRL: %v", err)
+	}
+	// A CA with revocation: none of its own needs no CRL; OCSP needs none.
+	for name, o := range map[string]Options{
+		"none for the CA": {CAs: []CA{{File: root.file, Revocation: RevocationNone}}},
+		"none by default": {CAs: cas(root.file), Revocation: RevocationNone},
+		"ocsp":            {CAs: cas(root.file), Revocation: RevocationOCSP},
+	} {
+		if _, err := New(o); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 
 func TestCRL(t *testing.T) {
 	root := newRoot(t, "root")
 	inter := root.sub(t, "issuing CA")
+	other := root.sub(t, "another issuing CA") // not configured: sent by the client
 	leaf := inter.leaf(t)
 	chain := []*x509.Certificate{leaf, inter.cert}
 	later := time.Now().Add(time.Hour)
-	// An impostor: the issuer's name, another key.
-	impostorKey := newKey(t)
-	impostor := create(t, &x509.Certificate{SerialNumber: nextSerial(), Subject: inter.cert.Subject,
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: later, KeyUsage: x509.KeyUsageCRLSign | x509.KeyUsageCertSign,
-		BasicConstraintsValid: true, IsCA: true}, caTemplate("x"), &impostorKey.PublicKey, impostorKey)
-	unrelated := newRoot(t, "unrelated")
 
 	for _, tc := range []struct {
-		name string
-		crls [][]byte // in one PEM file
-		want error
+		name  string
+		crls  [][]byte // in one PEM file
+		chain []*x509.Certificate
+		want  error
 	}{
-		{"none revoked", [][]byte{inter.crl(t, later), root.crl(t, later)}, nil},
-		{"leaf revoked", [][]byte{inter.crl(t, later, leaf.SerialNumber), root.crl(t, later)}, ErrRevoked},
-		{"intermediate revoked", [][]byte{inter.crl(t, later), root.crl(t, later, inter.cert.SerialNumber)}, ErrRevoked},
-		{"leaf's serial in the root's CRL", [][]byte{root.crl(t, later, leaf.SerialNumber)}, nil},
-		{"CRL not signed by the issuer is ignored", [][]byte{crlOf(t, impostor, impostorKey, later, leaf.SerialNumber)}, nil},
-		{"stale CRL of the issuer", [][]byte{inter.crl(t, time.Now().Add(-time.Minute))}, ErrCRLStale},
-		{"stale CRL of the root", [][]byte{root.crl(t, time.Now().Add(-time.Minute))}, ErrCRLStale},
-		{"stale CRL of another CA", [][]byte{unrelated.crl(t, time.Now().Add(-time.Minute))}, nil},
-		{"stale CRL not signed by the issuer", [][]byte{crlOf(t, impostor, impostorKey, time.Now().Add(-time.Minute))}, nil},
+		{"none revoked", [][]byte{inter.crl(t, later), root.crl(t, later)}, chain, nil},
+		{"leaf revoked", [][]byte{inter.crl(t, later, leaf.SerialNumber), root.crl(t, later)}, chain, ErrRevoked},
+		{"intermediate revoked", [][]byte{inter.crl(t, later), root.crl(t, later, inter.cert.SerialNumber)}, chain, ErrRevoked},
+		{"leaf's serial in the root's CRL", [][]byte{inter.crl(t, later), root.crl(t, later, leaf.SerialNumber)}, chain, nil},
+		{"stale CRL of the issuer", [][]byte{inter.crl(t, time.Now().Add(-time.Minute)), root.crl(t, later)}, chain, ErrCRLStale},
+		{"stale CRL of the root", [][]byte{inter.crl(t, later), root.crl(t, time.Now().Add(-time.Minute))}, chain, ErrCRLStale},
+		{"the newest CRL counts", [][]byte{inter.crl(t, later), inter.crl(t, later, leaf.SerialNumber), root.crl(t, later)}, chain, ErrRevoked},
+		{"an intermediate the client sent has no CRL", [][]byte{inter.crl(t, later), root.crl(t, later)},
+			[]*x509.Certificate{other.leaf(t), other.cert}, ErrCRLMissing},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v := newValidator(t, Options{CAFiles: []string{root.file}, CRLFiles: []string{crlFile(t, tc.crls...)}})
-			err := v.Verify(chain)
+			v := newValidator(t, Options{CAs: cas(root.file, inter.file), CRLFiles: []string{crlFile(t, tc.crls...)}})
+			err := v.Verify(tc.chain)
 			wantErr(t, err, tc.want)
-			if tc.want != nil && Reason(err) != map[error]string{ErrRevoked: "cert_revoked", ErrCRLStale: "cert_crl_stale"}[tc.want] {
+			if tc.want != nil && Reason(err) != map[error]string{ErrRevoked: "cert_revoked", ErrCRLStale: "cert_crl_stale",
+				ErrCRLMissing: "cert_crl_missing"}[tc.want] {
 				t.Errorf("Reason %q", Reason(err))
 			}
 		})
 	}
 
 	t.Run("CRLs in several files", func(t *testing.T) {
-		v := newValidator(t, Options{CAFiles: []string{root.file},
+		v := newValidator(t, Options{CAs: cas(root.file, inter.file),
 			CRLFiles: []string{crlFile(t, root.crl(t, later)), crlFile(t, inter.crl(t, later, leaf.SerialNumber))}})
 		wantErr(t, v.Verify(chain), ErrRevoked)
 	})
-}
-
-func TestReloadCRLs(t *testing.T) {
-	root := newRoot(t, "root")
-	leaf := root.leaf(t)
-	later := time.Now().Add(time.Hour)
-	path := crlFile(t, root.crl(t, later))
-	v := newValidator(t, Options{CAFiles: []string{root.file}, CRLFiles: []string{path}})
-	wantErr(t, v.Verify([]*x509.Certificate{leaf}), nil)
-
-	writePEM(t, path, "X509 CRL", root.crl(t, later, leaf.SerialNumber))
-	wantErr(t, v.Verify([]*x509.Certificate{leaf}), nil) // not before a reload
-	if err := v.ReloadCRLs(); err != nil {
-		t.Fatal(err)
-	}
-	wantErr(t, v.Verify([]*x509.Certificate{leaf}), ErrRevoked)
-
-	// A reload that fails keeps the CRLs in force.
-	for name, broken := range map[string]func(){
-		"garbage":   func() { os.WriteFile(path, []byte("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n"), 0o644) },
-		"no CRL":    func() { os.WriteFile(path, []byte("nothing here"), 0o644) },
-		"truncated": func() { b := root.crl(t, later); writePEM(t, path, "X509 CRL", b[:len(b)/2]) },
-		"removed":   func() { os.Remove(path) },
-	} {
-		broken()
-		if err := v.ReloadCRLs(); err == nil {
-			t.Errorf("%s: ReloadCRLs succeeded", name)
-		}
+	t.Run("an intermediate in ca_files is checked against its root", func(t *testing.T) {
+		// Were the intermediate an anchor, the root's CRL revoking it would
+		// never be read.
+		v := newValidator(t, Options{CAs: cas(inter.file, root.file),
+			CRLFiles: []string{crlFile(t, inter.crl(t, later), root.crl(t, later, inter.cert.SerialNumber))}})
 		wantErr(t, v.Verify([]*x509.Certificate{leaf}), ErrRevoked)
-	}
-	// A good file again: in force after the reload.
-	writePEM(t, path, "X509 CRL", root.crl(t, later))
-	if err := v.ReloadCRLs(); err != nil {
-		t.Fatal(err)
-	}
-	wantErr(t, v.Verify([]*x509.Certificate{leaf}), nil)
+	})
+	t.Run("revocation none for the root only", func(t *testing.T) {
+		v := newValidator(t, Options{CAs: []CA{{File: root.file, Revocation: RevocationNone}, {File: inter.file}},
+			CRLFiles: []string{crlFile(t, inter.crl(t, later, leaf.SerialNumber))}})
+		wantErr(t, v.Verify(chain), ErrRevoked)
+		wantErr(t, v.Verify([]*x509.Certificate{inter.leaf(t), inter.cert}), nil)
+	})
 }
 
 // opensslCert makes a self-signed certificate with openssl req, as an
@@ -395,7 +405,7 @@ func upnName(n int, upn string) string {
 func TestIdentity(t *testing.T) {
 	root := newRoot(t, "root")
 	v := func(identity string) *Validator {
-		return newValidator(t, Options{CAFiles: []string{root.file}, Identity: identity})
+		return newValidator(t, Options{CAs: cas(root.file), Revocation: RevocationNone, Identity: identity})
 	}
 	for _, tc := range []struct {
 		name, identity string
@@ -424,12 +434,15 @@ func TestIdentity(t *testing.T) {
 			got, err := v(tc.identity).Identity(tc.cert)
 			if tc.want == "" {
 				if !errors.Is(err, ErrNoIdentity) || Reason(err) != "cert_no_identity" {
-					t.Errorf("got %q, %v; want ErrNoIdentity", got, err)
+					t.Errorf("got %+v, %v; want ErrNoIdentity", got, err)
 				}
 				return
 			}
-			if err != nil || got != tc.want {
-				t.Errorf("got %q, %v; want %q", got, err, tc.want)
+			if err != nil || got.Value != tc.want {
+				t.Errorf("got %+v, %v; want %q", got, err, tc.want)
+			}
+			if login := got.Login; (tc.identity == IdentitySubjectCN) != (login == tc.want) || tc.identity != IdentitySubjectCN && login != "" {
+				t.Errorf("Login %q: a subject CN is a login name, a UPN or email is looked up whole", login)
 			}
 		})
 	}
@@ -442,6 +455,10 @@ type ocspResponder struct {
 	signer *testCA // who signs the responses; the issuer when nil
 	status map[string]int
 	hits   atomic.Int64
+	// age and validity set ThisUpdate (now - age; default a minute ago)
+	// and NextUpdate (ThisUpdate + validity; default an hour; negative:
+	// none).
+	age, validity time.Duration
 }
 
 func (o *ocspResponder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -460,10 +477,22 @@ func (o *ocspResponder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if signer == nil {
 		signer = o.issuer
 	}
-	tmpl := ocsp.Response{Status: st, SerialNumber: req.SerialNumber, ThisUpdate: time.Now().Add(-time.Minute),
-		NextUpdate: time.Now().Add(time.Hour)}
+	age, validity := o.age, o.validity
+	if age == 0 {
+		age = time.Minute
+	}
+	if validity == 0 {
+		validity = time.Hour
+	}
+	tmpl := ocsp.Response{Status: st, SerialNumber: req.SerialNumber, ThisUpdate: time.Now().Add(-age)}
+	if validity > 0 {
+		tmpl.NextUpdate = tmpl.ThisUpdate.Add(validity)
+	}
 	if st == ocsp.Revoked {
 		tmpl.RevokedAt, tmpl.RevocationReason = time.Now().Add(-time.Hour), ocsp.KeyCompromise
+	}
+	if signer != o.issuer {
+		tmpl.Certificate = signer.cert // a delegated responder sends its certificate
 	}
 	resp, err := ocsp.CreateResponse(o.issuer.cert, signer.cert, tmpl, signer.key)
 	if err != nil {
@@ -477,13 +506,17 @@ func (o *ocspResponder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func TestOCSP(t *testing.T) {
 	root := newRoot(t, "root")
 	inter := root.sub(t, "issuing CA")
+	serve := func(o *ocspResponder) string {
+		srv := httptest.NewServer(o)
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
 	resp := &ocspResponder{issuer: inter, status: map[string]int{}}
-	srv := httptest.NewServer(resp)
-	t.Cleanup(srv.Close)
+	url := serve(resp)
 	withOCSP := func(url string) leafOpts { return func(c *x509.Certificate) { c.OCSPServer = []string{url} } }
-	good := inter.leaf(t, withOCSP(srv.URL))
-	revoked := inter.leaf(t, withOCSP(srv.URL))
-	unknown := inter.leaf(t, withOCSP(srv.URL))
+	good := inter.leaf(t, withOCSP(url))
+	revoked := inter.leaf(t, withOCSP(url))
+	unknown := inter.leaf(t, withOCSP(url))
 	resp.status[revoked.SerialNumber.String()] = ocsp.Revoked
 	resp.status[unknown.SerialNumber.String()] = ocsp.Unknown
 
@@ -496,6 +529,10 @@ func TestOCSP(t *testing.T) {
 	t.Cleanup(broken.Close)
 	garbage := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("not OCSP")) }))
 	t.Cleanup(garbage.Close)
+	redirect := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, url, http.StatusTemporaryRedirect)
+	}))
+	t.Cleanup(redirect.Close)
 	hang := make(chan struct{})
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -505,9 +542,21 @@ func TestOCSP(t *testing.T) {
 	}))
 	t.Cleanup(slow.Close)
 	t.Cleanup(func() { close(hang) })
-	forged := &ocspResponder{issuer: inter, signer: newRoot(t, "not the issuer"), status: map[string]int{}}
-	forgedSrv := httptest.NewServer(forged)
-	t.Cleanup(forgedSrv.Close)
+	forged := serve(&ocspResponder{issuer: inter, signer: newRoot(t, "not the issuer"), status: map[string]int{}})
+	// Delegated responders: certificates of the issuer, one made an OCSP
+	// responder (id-kp-OCSPSigning), one not (a card, say).
+	delegate := inter.sub(t, "OCSP responder", func(c *x509.Certificate) {
+		c.IsCA, c.KeyUsage, c.ExtKeyUsage = false, x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageOCSPSigning}
+	})
+	notDelegate := inter.sub(t, "a card", func(c *x509.Certificate) {
+		c.IsCA, c.KeyUsage, c.ExtKeyUsage = false, x509.KeyUsageDigitalSignature, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	})
+	delegated := serve(&ocspResponder{issuer: inter, signer: delegate, status: map[string]int{}})
+	notDelegated := serve(&ocspResponder{issuer: inter, signer: notDelegate, status: map[string]int{}})
+	old := serve(&ocspResponder{issuer: inter, status: map[string]int{}, age: 48 * time.Hour, validity: 24 * time.Hour})
+	future := serve(&ocspResponder{issuer: inter, status: map[string]int{}, age: -time.Hour})
+	noNext := serve(&ocspResponder{issuer: inter, status: map[string]int{}, age: 2 * time.Hour, validity: -1})
+	freshNoNext := serve(&ocspResponder{issuer: inter, status: map[string]int{}, validity: -1})
 
 	for _, tc := range []struct {
 		name      string
@@ -526,14 +575,24 @@ func TestOCSP(t *testing.T) {
 		{"responder down, soft failure", inter.leaf(t, withOCSP(downURL)), true, nil, 0, false},
 		{"HTTP 500", inter.leaf(t, withOCSP(broken.URL)), false, ErrOCSP, 0, false},
 		{"HTTP 500, soft failure", inter.leaf(t, withOCSP(broken.URL)), true, nil, 0, false},
+		{"a redirect is not followed", inter.leaf(t, withOCSP(redirect.URL)), false, ErrOCSP, 0, false},
 		{"not an OCSP response", inter.leaf(t, withOCSP(garbage.URL)), false, ErrOCSP, 0, false},
-		{"signed by someone else", inter.leaf(t, withOCSP(forgedSrv.URL)), false, ErrOCSP, 0, false},
+		{"signed by someone else", inter.leaf(t, withOCSP(forged)), false, ErrOCSP, 0, false},
+		{"signed by a delegated responder", inter.leaf(t, withOCSP(delegated)), false, nil, 0, false},
+		{"signed by a certificate of the issuer that is no responder", inter.leaf(t, withOCSP(notDelegated)), false, ErrOCSP, 0, false},
+		{"an old answer", inter.leaf(t, withOCSP(old)), false, ErrOCSPStale, 0, false},
+		{"an old answer, soft failure", inter.leaf(t, withOCSP(old)), true, ErrOCSPStale, 0, false},
+		{"an answer from the future", inter.leaf(t, withOCSP(future)), false, ErrOCSPStale, 0, false},
+		{"no next update, two hours old", inter.leaf(t, withOCSP(noNext)), false, ErrOCSPStale, 0, false},
+		{"no next update, fresh", inter.leaf(t, withOCSP(freshNoNext)), false, nil, 0, false},
+		{"no responder in the certificate", inter.leaf(t), false, ErrOCSP, 0, false},
+		{"no responder in the certificate, soft failure", inter.leaf(t), true, ErrOCSP, 0, false},
 		{"timeout", inter.leaf(t, withOCSP(slow.URL)), false, ErrOCSP, 2 * time.Second, false},
 		{"timeout, soft failure", inter.leaf(t, withOCSP(slow.URL)), true, nil, 2 * time.Second, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v := newValidator(t, Options{CAFiles: []string{root.file}, OCSP: true, OCSPSoftFail: tc.soft,
-				OCSPTimeout: 300 * time.Millisecond})
+			v := newValidator(t, Options{CAs: []CA{{File: root.file, Revocation: RevocationNone}, {File: inter.file, Revocation: RevocationOCSP}},
+				OCSPSoftFail: tc.soft, OCSPTimeout: 300 * time.Millisecond})
 			before := resp.hits.Load()
 			start := time.Now()
 			err := v.Verify([]*x509.Certificate{tc.leaf, inter.cert})
@@ -544,29 +603,89 @@ func TestOCSP(t *testing.T) {
 			if tc.wantCalls && resp.hits.Load() == before {
 				t.Error("the responder was not asked")
 			}
-			if tc.want == ErrOCSP && Reason(err) != "cert_ocsp_unavailable" {
-				t.Errorf("Reason %q", Reason(err))
+			if want := map[error]string{ErrOCSP: "cert_ocsp_unavailable", ErrOCSPStale: "cert_ocsp_stale"}[tc.want]; want != "" && Reason(err) != want {
+				t.Errorf("Reason %q, want %q", Reason(err), want)
 			}
 		})
 	}
 
 	t.Run("off", func(t *testing.T) {
-		v := newValidator(t, Options{CAFiles: []string{root.file}})
+		v := newValidator(t, Options{CAs: cas(root.file), Revocation: RevocationNone})
 		before := resp.hits.Load()
 		wantErr(t, v.Verify([]*x509.Certificate{revoked, inter.cert}), nil)
 		if resp.hits.Load() != before {
-			t.Error("the responder was asked with ocsp off")
+			t.Error("the responder was asked with revocation none")
 		}
-	})
-	t.Run("no responder in the certificate", func(t *testing.T) {
-		v := newValidator(t, Options{CAFiles: []string{root.file}, OCSP: true})
-		wantErr(t, v.Verify([]*x509.Certificate{inter.leaf(t), inter.cert}), nil)
 	})
 	t.Run("CRL first", func(t *testing.T) {
 		crl := crlFile(t, inter.crl(t, time.Now().Add(time.Hour), good.SerialNumber))
-		v := newValidator(t, Options{CAFiles: []string{root.file}, CRLFiles: []string{crl}, OCSP: true})
+		v := newValidator(t, Options{CAs: []CA{{File: root.file, Revocation: RevocationNone}, {File: inter.file, Revocation: RevocationCRLAndOCSP}},
+			CRLFiles: []string{crl}})
 		wantErr(t, v.Verify([]*x509.Certificate{good, inter.cert}), ErrRevoked)
 	})
+	t.Run("the intermediate is asked about too", func(t *testing.T) {
+		rootResp := &ocspResponder{issuer: root, status: map[string]int{}}
+		rootURL := serve(rootResp)
+		sub := root.sub(t, "revoked issuing CA", withOCSP(rootURL))
+		rootResp.status[sub.cert.SerialNumber.String()] = ocsp.Revoked
+		subResp := serve(&ocspResponder{issuer: sub, status: map[string]int{}})
+		v := newValidator(t, Options{CAs: cas(root.file), Revocation: RevocationOCSP})
+		wantErr(t, v.Verify([]*x509.Certificate{sub.leaf(t, withOCSP(subResp)), sub.cert}), ErrRevoked)
+	})
+}
+
+func TestAllowedRealms(t *testing.T) {
+	root := newRoot(t, "root")
+	v := newValidator(t, Options{CAs: cas(root.file), Revocation: RevocationNone, AllowedRealms: []string{"example.org", "NHS.example"}})
+	for _, tc := range []struct {
+		upn, login string
+		err        error
+	}{
+		{"alice@example.org", "alice", nil},
+		{"alice@EXAMPLE.ORG", "alice", nil},
+		{"bob@nhs.example", "bob", nil},
+		{"alice@other.example", "", ErrRealm},
+		{"alice@example.org.evil", "", ErrRealm},
+		{"alice@sub.example.org", "", ErrRealm},
+		{"alice", "", ErrRealm},
+		{"@example.org", "", ErrRealm},
+	} {
+		got, err := v.Identity(harnessCard(t, harness.CardOptions{CN: "x", UPN: tc.upn}))
+		if !errors.Is(err, tc.err) || err == nil && got.Login != tc.login {
+			t.Errorf("%q: %+v, %v; want login %q, %v", tc.upn, got, err, tc.login, tc.err)
+		}
+		if tc.err != nil && Reason(err) != "cert_realm_not_allowed" {
+			t.Errorf("%q: reason %q", tc.upn, Reason(err))
+		}
+	}
+}
+
+func TestSID(t *testing.T) {
+	root := newRoot(t, "root")
+	const sid = "S-1-5-21-3623811015-3361044348-30300820-1013"
+	// The extension as AD CS writes it: a GeneralNames with one
+	// otherName 1.3.6.1.4.1.311.25.2.1 holding the SID as an OCTET STRING.
+	value, _ := asn1.Marshal([]byte(sid))
+	on, _ := asn1.Marshal(struct {
+		ID    asn1.ObjectIdentifier
+		Value asn1.RawValue
+	}{asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 25, 2, 1}, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: value}})
+	var seq asn1.RawValue
+	asn1.Unmarshal(on, &seq)
+	ext, _ := asn1.Marshal([]asn1.RawValue{{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: seq.Bytes}})
+	with := root.leaf(t, func(c *x509.Certificate) {
+		c.ExtraExtensions = append(c.ExtraExtensions, pkix.Extension{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 311, 25, 2}, Value: ext})
+	})
+	if got := SID(with); got != sid {
+		t.Errorf("SID = %q, want %q", got, sid)
+	}
+	if got := SID(root.leaf(t)); got != "" {
+		t.Errorf("SID of a certificate without the extension = %q", got)
+	}
+	v := newValidator(t, Options{CAs: cas(root.file), Revocation: RevocationNone, Identity: IdentitySubjectCN})
+	if id, err := v.Identity(with); err != nil || id.SID != sid {
+		t.Errorf("Identity: %+v, %v", id, err)
+	}
 }
 
 func TestReason(t *testing.T) {
@@ -577,7 +696,10 @@ func TestReason(t *testing.T) {
 		ErrEKU:         "cert_eku",
 		ErrRevoked:     "cert_revoked",
 		ErrCRLStale:    "cert_crl_stale",
+		ErrCRLMissing:  "cert_crl_missing",
 		ErrOCSP:        "cert_ocsp_unavailable",
+		ErrOCSPStale:   "cert_ocsp_stale",
+		ErrRealm:       "cert_realm_not_allowed",
 		ErrNoIdentity:  "cert_no_identity",
 		ErrNotEnrolled: "cert_not_enrolled",
 		errors.New("eap: unreadable client certificate"): "cert_invalid",

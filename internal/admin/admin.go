@@ -6,6 +6,7 @@ package admin
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -19,9 +20,11 @@ type Check struct {
 	Func func(ctx context.Context) error
 }
 
-// Handler returns the admin endpoints. Extra routes (webhooks) may be
-// added to the returned mux.
-func Handler(g prometheus.Gatherer, checks func() []Check) *http.ServeMux {
+// Handler returns the admin endpoints. Extra routes may be added to the
+// returned mux. A failed check is named in the /readyz body and its
+// error goes to log only: it may name directory servers and accounts,
+// which whoever can reach the listener has no need to see.
+func Handler(g prometheus.Gatherer, checks func() []Check, log *slog.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -34,7 +37,8 @@ func Handler(g prometheus.Gatherer, checks func() []Check) *http.ServeMux {
 		for _, c := range checks() {
 			if err := c.Func(ctx); err != nil {
 				status = http.StatusServiceUnavailable
-				body += fmt.Sprintf("%s: not ready: %v\n", c.Name, err)
+				body += c.Name + ": not ready\n"
+				log.Warn("not ready", "check", c.Name, "err", err)
 			} else {
 				body += c.Name + ": ok\n"
 			}

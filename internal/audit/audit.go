@@ -20,10 +20,13 @@ const (
 // Record is one decision.
 type Record struct {
 	Time           time.Time `json:"time"`
-	Client         string    `json:"client"`      // configured client name
-	ClientAddress  string    `json:"client_addr"` // source IP of the request
-	User           string    `json:"user"`        // normalised login name; "" when unusable
+	Client         string    `json:"client"`          // configured client name
+	ClientAddress  string    `json:"client_addr"`     // source IP of the request
+	User           string    `json:"user"`            // the user's canonical name; the normalised login name when no entry matched; "" when unusable
+	Login          string    `json:"login,omitempty"` // the normalised login name, when it is not User
 	CallingStation string    `json:"calling_station,omitempty"`
+	NASIP          string    `json:"nas_ip,omitempty"`         // NAS-IP-Address, as a proxy passes it on
+	NASIdentifier  string    `json:"nas_identifier,omitempty"` // NAS-Identifier
 	Outcome        string    `json:"outcome"`
 	Reason         string    `json:"reason"`
 	Policy         string    `json:"policy,omitempty"`

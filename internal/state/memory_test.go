@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -222,48 +223,110 @@ func TestIncrConcurrent(t *testing.T) {
 func TestMaxEntries(t *testing.T) {
 	ctx := context.Background()
 	clk := newClock()
-	m := newMem(t, MemoryOptions{MaxEntries: 3, Now: clk.Now})
-	for _, k := range []string{"a", "b", "c"} {
-		if ok, err := m.SetNX(ctx, k, []byte(k), 10*time.Second); !ok || err != nil {
-			t.Fatalf("SetNX %s: %v %v", k, ok, err)
+	// 50 entries: every kind gets the least share, minQuota.
+	m := newMem(t, MemoryOptions{MaxEntries: 50, Now: clk.Now})
+	key := func(i int) string { return fmt.Sprintf("session:%d", i) }
+	for i := range minQuota {
+		if ok, err := m.SetNX(ctx, key(i), []byte("x"), 10*time.Second); !ok || err != nil {
+			t.Fatalf("SetNX %d: %v %v", i, ok, err)
 		}
 	}
-	if ok, err := m.SetNX(ctx, "d", nil, time.Minute); ok || !errors.Is(err, ErrFull) {
+	if ok, err := m.SetNX(ctx, "session:new", nil, time.Minute); ok || !errors.Is(err, ErrFull) {
 		t.Errorf("SetNX when full: %v %v, want ErrFull", ok, err)
 	}
-	if err := m.Set(ctx, "d", nil, time.Minute); !errors.Is(err, ErrFull) {
+	if err := m.Set(ctx, "session:new", nil, time.Minute); !errors.Is(err, ErrFull) {
 		t.Errorf("Set when full: %v, want ErrFull", err)
 	}
-	if _, err := m.Incr(ctx, "d", time.Minute); !errors.Is(err, ErrFull) {
+	if _, err := m.Incr(ctx, "session:new", time.Minute); !errors.Is(err, ErrFull) {
 		t.Errorf("Incr when full: %v, want ErrFull", err)
 	}
 	// Existing keys still work when full.
-	if err := m.Set(ctx, "a", []byte("A"), 10*time.Second); err != nil {
+	if err := m.Set(ctx, key(0), []byte("A"), 10*time.Second); err != nil {
 		t.Errorf("Set of an existing key when full: %v", err)
 	}
-	if ok, err := m.SetNX(ctx, "b", nil, time.Minute); ok || err != nil {
+	if ok, err := m.SetNX(ctx, key(1), nil, time.Minute); ok || err != nil {
 		t.Errorf("SetNX of an existing key when full: %v %v, want false, nil", ok, err)
 	}
-	if m.Len() != 3 {
+	if m.Len() != minQuota {
 		t.Errorf("Len = %d", m.Len())
 	}
 	// Once they expire there is room again, without a sweeper.
 	clk.Advance(10 * time.Second)
-	if ok, err := m.SetNX(ctx, "d", []byte("d"), time.Minute); !ok || err != nil {
+	if ok, err := m.SetNX(ctx, "session:d", []byte("d"), time.Minute); !ok || err != nil {
 		t.Errorf("SetNX after expiry: %v %v", ok, err)
 	}
 	if m.Len() != 1 {
 		t.Errorf("Len after the sweep on demand = %d, want 1", m.Len())
 	}
 	// Taking a key makes room too.
-	m.Set(ctx, "e", nil, time.Minute)
-	m.Set(ctx, "f", nil, time.Minute)
-	if err := m.Set(ctx, "g", nil, time.Minute); !errors.Is(err, ErrFull) {
+	for i := range minQuota - 1 {
+		m.Set(ctx, key(100+i), nil, time.Minute)
+	}
+	if err := m.Set(ctx, "session:g", nil, time.Minute); !errors.Is(err, ErrFull) {
 		t.Fatalf("Set when full again: %v", err)
 	}
-	m.Take(ctx, "e")
-	if err := m.Set(ctx, "g", nil, time.Minute); err != nil {
+	m.Take(ctx, key(100))
+	if err := m.Set(ctx, "session:g", nil, time.Minute); err != nil {
 		t.Errorf("Set after a Take: %v", err)
+	}
+}
+
+// One kind filling its share leaves every other kind its own.
+func TestKindsHaveTheirOwnShare(t *testing.T) {
+	ctx := context.Background()
+	m := newMem(t, MemoryOptions{MaxEntries: 1000})
+	var full int
+	for i := 0; i < 10_000; i++ {
+		if _, err := m.Incr(ctx, fmt.Sprintf("fail:pw:0:nobody-%d", i), time.Minute); err != nil {
+			if !errors.Is(err, ErrFull) {
+				t.Fatal(err)
+			}
+			full++
+		}
+	}
+	if want := 10_000 - 1000*Shares["fail"]/100; full != want {
+		t.Errorf("%d failure counters refused, want %d (the share of fail)", full, want)
+	}
+	for _, k := range []string{"session:abc", "lock:0:alice", "otp:totp:alice:1", "remember:x", "rate:sms:alice", "anything"} {
+		if err := m.Set(ctx, k, []byte{1}, time.Minute); err != nil {
+			t.Errorf("Set %s after the fail share filled: %v", k, err)
+		}
+	}
+	total := 0
+	for _, share := range Shares {
+		total += share
+	}
+	if total != 100 {
+		t.Errorf("shares add up to %d%%", total)
+	}
+}
+
+func TestDecr(t *testing.T) {
+	ctx := context.Background()
+	clk := newClock()
+	m := newMem(t, MemoryOptions{Now: clk.Now})
+	if n, err := m.Decr(ctx, "fail:x"); n != 0 || err != nil {
+		t.Errorf("Decr of nothing: %d %v", n, err)
+	}
+	if _, ok, _ := m.Get(ctx, "fail:x"); ok {
+		t.Error("Decr of nothing made a counter")
+	}
+	m.Incr(ctx, "fail:x", time.Minute)
+	m.Incr(ctx, "fail:x", time.Minute)
+	if n, _ := m.Decr(ctx, "fail:x"); n != 1 {
+		t.Errorf("Decr from 2: %d", n)
+	}
+	clk.Advance(30 * time.Second)
+	if n, _ := m.Incr(ctx, "fail:x", time.Minute); n != 2 {
+		t.Errorf("Incr after Decr: %d", n)
+	}
+	clk.Advance(31 * time.Second) // the window of the first Incr is over
+	if _, ok, _ := m.Get(ctx, "fail:x"); ok {
+		t.Error("Decr and Incr moved the expiry of the window")
+	}
+	m.Incr(ctx, "fail:y", time.Minute)
+	if n, _ := m.Decr(ctx, "fail:y"); n != 0 || m.Len() != 0 {
+		t.Errorf("Decr to zero: %d, %d entries left", n, m.Len())
 	}
 }
 

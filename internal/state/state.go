@@ -32,6 +32,10 @@ type Store interface {
 	// Incr adds one to the counter under key and returns the new value; a
 	// new counter expires ttl after its first increment (a fixed window).
 	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+	// Decr takes one from the counter under key, keeping its expiry, and
+	// returns the new value; a counter that reaches zero goes. A counter
+	// that is not there stays away (0).
+	Decr(ctx context.Context, key string) (int64, error)
 	// Close releases resources.
 	Close() error
 }

@@ -28,6 +28,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -129,7 +130,7 @@ func Open(path string, key []byte) (*Store, error) {
 	}
 	// One query: the user's row (if any) and each credential (if any).
 	s.readUser, err = db.Prepare(`SELECT u.lockout_epoch, u.default_method, c.method, c.secret, c.algorithm, c.digits, c.period,
-		c.counter, c.active, c.is_default, c.created_at, c.last_used_at
+		c.counter, c.active, c.is_default, c.created_at, c.last_used_at, c.seal
 		FROM (SELECT ?1 AS name) AS q
 		LEFT JOIN users u ON u.name = q.name
 		LEFT JOIN credentials c ON c.user = q.name
@@ -198,7 +199,16 @@ var migrations = []string{
 	// The default may be a method with no stored credential (a text
 	// message or a call, whose numbers come from the directory).
 	`ALTER TABLE users ADD COLUMN default_method TEXT NOT NULL DEFAULT '';`,
+	// seal says which additional data a secret is sealed with: 1, user
+	// and method; 2, also algorithm, digits, period, counter and active
+	// (see credentialAAD). init reseals every row of 1 as 2, and only 2
+	// opens: a row copied back from an older backup (an HOTP counter set
+	// back, a pending credential made active) no longer does.
+	`ALTER TABLE credentials ADD COLUMN seal INTEGER NOT NULL DEFAULT 1;`,
 }
+
+// sealVersion is the additional data rows are sealed with now.
+const sealVersion = 2
 
 // init checks the key and brings the schema up to date. A store that is
 // current is only read, so that a read-only disk still serves logins and
@@ -240,6 +250,9 @@ func (s *Store) init(ctx context.Context) error {
 		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
 			return fmt.Errorf("store: migration %d: %w", i+1, err)
 		}
+	}
+	if err := s.reseal(ctx, tx); err != nil {
+		return err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE name = 'schema_version'`, fmt.Sprint(len(migrations))); err != nil {
 		return s.openError(err)
@@ -351,6 +364,81 @@ func (s *Store) open(sealed []byte, user, method string) ([]byte, error) {
 
 func aad(user, method string) []byte { return []byte(user + "\x00" + method) }
 
+// credentialAAD is the additional data of a credential's secret: whose
+// it is and every column that decides how it is used, so that none of
+// them can be changed in the file without the key.
+func credentialAAD(user string, c factors.Credential) []byte {
+	active := "0"
+	if c.Active {
+		active = "1"
+	}
+	return []byte(strings.Join([]string{"v2", user, string(c.Method), c.Algorithm, strconv.Itoa(c.Digits),
+		strconv.Itoa(c.Period), strconv.FormatUint(c.Counter, 10), active}, "\x00"))
+}
+
+// sealCredential seals c.Secret for user under credentialAAD.
+func (s *Store) sealCredential(user string, c factors.Credential) ([]byte, error) {
+	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(c.Secret)+s.aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return nil, err
+	}
+	return s.aead.Seal(nonce, nonce, c.Secret, credentialAAD(user, c)), nil
+}
+
+func (s *Store) openCredential(sealed []byte, user string, c factors.Credential) ([]byte, error) {
+	n := s.aead.NonceSize()
+	if len(sealed) < n {
+		return nil, errors.New("store: sealed value too short")
+	}
+	return s.aead.Open(nil, sealed[:n], sealed[n:], credentialAAD(user, c))
+}
+
+// reseal seals every credential of an older seal version again, in the
+// migration's transaction.
+func (s *Store) reseal(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT user, method, secret, algorithm, digits, period, counter, active FROM credentials WHERE seal = 1`)
+	if err != nil {
+		return s.openError(err)
+	}
+	type row struct {
+		user   string
+		c      factors.Credential
+		sealed []byte
+	}
+	var old []row
+	for rows.Next() {
+		var r row
+		var method string
+		var counter int64
+		if err := rows.Scan(&r.user, &method, &r.sealed, &r.c.Algorithm, &r.c.Digits, &r.c.Period, &counter, &r.c.Active); err != nil {
+			rows.Close()
+			return s.openError(err)
+		}
+		r.c.Method, r.c.Counter = factors.Method(method), uint64(counter)
+		old = append(old, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return s.openError(err)
+	}
+	for _, r := range old {
+		secret, err := s.open(r.sealed, r.user, string(r.c.Method))
+		if err != nil {
+			return fmt.Errorf("store: the %s secret of %q does not open under store.key (altered or moved row); nothing was changed", r.c.Method, r.user)
+		}
+		r.c.Secret = secret
+		sealed, err := s.sealCredential(r.user, r.c)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE credentials SET secret = ?, seal = ? WHERE user = ? AND method = ?`,
+			sealed, sealVersion, r.user, string(r.c.Method)); err != nil {
+			return s.writeError(err)
+		}
+	}
+	return nil
+}
+
 // Enrolment returns the user's credentials (pending ones included) and
 // lockout epoch; a user with nothing enrolled gets an empty Enrolment.
 // What was read since the file last changed comes from the cache (see
@@ -376,11 +464,11 @@ func (s *Store) read(ctx context.Context, user string) (*factors.Enrolment, erro
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var epoch, counter, created, used, digits, period sql.NullInt64
+		var epoch, counter, created, used, digits, period, seal sql.NullInt64
 		var def, method, algorithm sql.NullString
 		var active, isDefault sql.NullBool
 		var sealed []byte
-		if err := rows.Scan(&epoch, &def, &method, &sealed, &algorithm, &digits, &period, &counter, &active, &isDefault, &created, &used); err != nil {
+		if err := rows.Scan(&epoch, &def, &method, &sealed, &algorithm, &digits, &period, &counter, &active, &isDefault, &created, &used, &seal); err != nil {
 			return nil, fmt.Errorf("store: read %q: %w", user, err)
 		}
 		e.LockoutEpoch, e.Default = epoch.Int64, factors.Method(def.String)
@@ -390,7 +478,10 @@ func (s *Store) read(ctx context.Context, user string) (*factors.Enrolment, erro
 		c := factors.Credential{Method: factors.Method(method.String), Algorithm: algorithm.String, Digits: int(digits.Int64),
 			Period: int(period.Int64), Counter: uint64(counter.Int64), Active: active.Bool, Default: isDefault.Bool,
 			Created: time.Unix(created.Int64, 0)}
-		if c.Secret, err = s.open(sealed, user, method.String); err != nil {
+		if seal.Int64 != sealVersion {
+			return nil, fmt.Errorf("store: the %s secret of %q is sealed as version %d, not %d (a row from an older store)", method.String, user, seal.Int64, sealVersion)
+		}
+		if c.Secret, err = s.openCredential(sealed, user, c); err != nil {
 			return nil, fmt.Errorf("store: the %s secret of %q does not open under store.key (altered or moved row)", method.String, user)
 		}
 		if used.Int64 > 0 {
@@ -420,7 +511,7 @@ func (s *Store) Put(ctx context.Context, user string, c factors.Credential, repl
 }
 
 func (s *Store) put(ctx context.Context, tx *sql.Tx, user string, c factors.Credential, replace bool) error {
-	sealed, err := s.seal(c.Secret, user, string(c.Method))
+	sealed, err := s.sealCredential(user, c)
 	if err != nil {
 		return err
 	}
@@ -437,23 +528,72 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, user string, c factors.Cred
 	if _, err := tx.ExecContext(ctx, `INSERT INTO users (name) VALUES (?) ON CONFLICT (name) DO NOTHING`, user); err != nil {
 		return s.writeError(err)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO credentials (user, method, secret, algorithm, digits, period, counter, active, is_default, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	_, err = tx.ExecContext(ctx, `INSERT INTO credentials (user, method, secret, algorithm, digits, period, counter, active, is_default, created_at, seal)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (user, method) DO UPDATE SET secret = excluded.secret, algorithm = excluded.algorithm,
 			digits = excluded.digits, period = excluded.period, counter = excluded.counter, active = excluded.active,
-			created_at = excluded.created_at, last_used_at = 0`,
+			created_at = excluded.created_at, last_used_at = 0, seal = excluded.seal`,
 		user, string(c.Method), sealed, c.Algorithm, c.Digits, c.Period, int64(c.Counter), c.Active,
-		others == 0 && c.Method != factors.Cert, s.now().Unix())
+		others == 0 && c.Method != factors.Cert, s.now().Unix(), sealVersion)
 	if err != nil {
 		return fmt.Errorf("%w (writing %s for %q)", s.writeError(err), c.Method, user)
 	}
 	return nil
 }
 
-// Activate marks a pending credential as confirmed.
+// Activate marks a pending credential as confirmed; its secret is sealed
+// again, as active is part of what it is sealed with.
 func (s *Store) Activate(ctx context.Context, user string, m factors.Method) error {
-	return s.exec1(ctx, `UPDATE credentials SET active = 1 WHERE user = ? AND method = ?`, user, string(m))
+	return s.change(ctx, user, m, func(c *factors.Credential) bool {
+		c.Active = true
+		return true
+	})
 }
+
+// change reads the user's credential for m, lets f change it (f reports
+// whether to write it), and writes it sealed again, in one transaction.
+// ErrNotFound when there is no such credential.
+func (s *Store) change(ctx context.Context, user string, m factors.Method, f func(*factors.Credential) bool) error {
+	tx, err := s.db.BeginTx(ctx, nil) // BEGIN IMMEDIATE: the write lock is held from here
+	if err != nil {
+		return s.writeError(err)
+	}
+	defer tx.Rollback()
+	var c factors.Credential
+	var sealed []byte
+	var counter int64
+	var seal int
+	err = tx.QueryRowContext(ctx, `SELECT secret, algorithm, digits, period, counter, active, seal FROM credentials WHERE user = ? AND method = ?`,
+		user, string(m)).Scan(&sealed, &c.Algorithm, &c.Digits, &c.Period, &counter, &c.Active, &seal)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return s.writeError(err)
+	}
+	c.Method, c.Counter = m, uint64(counter)
+	if seal != sealVersion {
+		return fmt.Errorf("store: the %s secret of %q is sealed as version %d (a row from an older store)", m, user, seal)
+	}
+	if c.Secret, err = s.openCredential(sealed, user, c); err != nil {
+		return fmt.Errorf("store: the %s secret of %q does not open under store.key (altered or moved row)", m, user)
+	}
+	if !f(&c) {
+		return errUnchanged
+	}
+	if sealed, err = s.sealCredential(user, c); err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE credentials SET secret = ?, counter = ?, active = ?, last_used_at = CASE WHEN ? THEN ? ELSE last_used_at END
+		WHERE user = ? AND method = ?`, sealed, int64(c.Counter), c.Active, m == factors.HOTP && c.Counter != uint64(counter), s.now().Unix(), user, string(m))
+	if err != nil {
+		return s.writeError(err)
+	}
+	return s.commit(tx)
+}
+
+// errUnchanged is change's answer when f declined to write.
+var errUnchanged = errors.New("store: unchanged")
 
 // SetDefault makes m the user's default method. m is a stored
 // credential (totp, hotp) or a method whose means live in the directory
@@ -527,15 +667,25 @@ func (s *Store) ResetLockout(ctx context.Context, user string) error {
 }
 
 // AdvanceCounter moves the HOTP counter from from to to if it is still
-// from: of two logins racing with the same code, one wins.
+// from: of two logins racing with the same code, one wins (the write
+// lock is held from the read to the write). The secret is sealed again
+// with the new counter, so that the counter cannot be set back in the
+// file to replay an old code.
 func (s *Store) AdvanceCounter(ctx context.Context, user string, from, to uint64) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE credentials SET counter = ?, last_used_at = ? WHERE user = ? AND method = 'hotp' AND counter = ?`,
-		int64(to), s.now().Unix(), user, int64(from))
-	if err != nil {
-		return false, s.writeError(err)
+	err := s.change(ctx, user, factors.HOTP, func(c *factors.Credential) bool {
+		if c.Counter != from {
+			return false
+		}
+		c.Counter = to
+		return true
+	})
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, errUnchanged), errors.Is(err, ErrNotFound):
+		return false, nil
 	}
-	n, _ := res.RowsAffected()
-	return n == 1, nil
+	return false, err
 }
 
 // lastUsedGranularity limits last-used writes to one per credential per
@@ -613,6 +763,94 @@ func (s *Store) Import(ctx context.Context, users []string, creds []factors.Cred
 	for i := range users {
 		if err := s.put(ctx, tx, users[i], creds[i], replace); err != nil {
 			return fmt.Errorf("entry %d (%s): %w", i+1, users[i], err)
+		}
+	}
+	return s.commit(tx)
+}
+
+// Names lists every user the store holds anything for, in order.
+func (s *Store) Names(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT name FROM users UNION SELECT user FROM credentials ORDER BY 1`)
+	if err != nil {
+		return nil, fmt.Errorf("store: list users: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("store: list users: %w", err)
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// ErrTaken means the new name of a rename already holds something.
+var ErrTaken = errors.New("store: the new name already holds credentials or a lockout epoch")
+
+// Rename moves everything of user from to to (a store written before
+// users were keyed on their directory entry's name), sealing each secret
+// again for its new owner, in one transaction. to must hold nothing.
+func (s *Store) Rename(ctx context.Context, from, to string) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return s.writeError(err)
+	}
+	defer tx.Rollback()
+	var taken int
+	if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM users WHERE name = ?1) + (SELECT count(*) FROM credentials WHERE user = ?1)`,
+		to).Scan(&taken); err != nil {
+		return s.writeError(err)
+	}
+	if taken > 0 {
+		return fmt.Errorf("%w: %s", ErrTaken, to)
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT method, secret, algorithm, digits, period, counter, active, seal FROM credentials WHERE user = ?`, from)
+	if err != nil {
+		return s.writeError(err)
+	}
+	type row struct {
+		c    factors.Credential
+		seal []byte
+	}
+	var creds []row
+	for rows.Next() {
+		var r row
+		var method string
+		var counter int64
+		var v int
+		if err := rows.Scan(&method, &r.seal, &r.c.Algorithm, &r.c.Digits, &r.c.Period, &counter, &r.c.Active, &v); err != nil {
+			rows.Close()
+			return s.writeError(err)
+		}
+		r.c.Method, r.c.Counter = factors.Method(method), uint64(counter)
+		if v != sealVersion {
+			rows.Close()
+			return fmt.Errorf("store: the %s secret of %q is sealed as version %d", method, from, v)
+		}
+		creds = append(creds, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return s.writeError(err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE users SET name = ? WHERE name = ?`, to, from); err != nil {
+		return s.writeError(err)
+	}
+	for _, r := range creds {
+		secret, err := s.openCredential(r.seal, from, r.c)
+		if err != nil {
+			return fmt.Errorf("store: the %s secret of %q does not open under store.key (altered or moved row)", r.c.Method, from)
+		}
+		r.c.Secret = secret
+		sealed, err := s.sealCredential(to, r.c)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE credentials SET user = ?, secret = ? WHERE user = ? AND method = ?`,
+			to, sealed, from, string(r.c.Method)); err != nil {
+			return s.writeError(err)
 		}
 	}
 	return s.commit(tx)

@@ -588,3 +588,132 @@ func TestTwoHandlesOnOneFile(t *testing.T) {
 		t.Errorf("epoch seen by the server: %d", e)
 	}
 }
+
+// Every column that decides how a secret is used is sealed with it: set
+// back an HOTP counter, make a pending credential active or change its
+// digits in the file, and the row no longer opens.
+func TestSealCoversHowASecretIsUsed(t *testing.T) {
+	ctx := context.Background()
+	for name, tamper := range map[string]string{
+		"counter set back":    `UPDATE credentials SET counter = counter - 5 WHERE method = 'hotp'`,
+		"made active":         `UPDATE credentials SET active = 1 WHERE method = 'totp'`,
+		"digits changed":      `UPDATE credentials SET digits = 8`,
+		"algorithm changed":   `UPDATE credentials SET algorithm = 'SHA256'`,
+		"period changed":      `UPDATE credentials SET period = 60 WHERE method = 'totp'`,
+		"sealed as version 1": `UPDATE credentials SET seal = 1`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			s, path := newStore(t)
+			pending := totpCred("pending-secret-01234")
+			pending.Active = false
+			if err := s.Put(ctx, "alice", pending, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Put(ctx, "alice", hotpCred("alice-hotp-seed-0123", 10), false); err != nil {
+				t.Fatal(err)
+			}
+			enrolment(t, s, "alice")
+			if _, err := rawDB(t, path).Exec(tamper); err != nil {
+				t.Fatal(err)
+			}
+			if e, err := s.Enrolment(ctx, "alice"); err == nil {
+				t.Fatalf("the altered row opened: %+v", e.Credentials)
+			}
+		})
+	}
+}
+
+// Activating and advancing seal the secret again; what they wrote opens.
+func TestChangesAreSealed(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	pending := totpCred("pending-secret-01234")
+	pending.Active = false
+	s.Put(ctx, "alice", pending, false)
+	s.Put(ctx, "alice", hotpCred("alice-hotp-seed-0123", 10), false)
+	if err := s.Activate(ctx, "alice", factors.TOTP); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.AdvanceCounter(ctx, "alice", 10, 13); !ok || err != nil {
+		t.Fatalf("AdvanceCounter: %v %v", ok, err)
+	}
+	if ok, err := s.AdvanceCounter(ctx, "alice", 10, 14); ok || err != nil {
+		t.Errorf("a second advance from 10: %v %v, want false", ok, err)
+	}
+	e := enrolment(t, s, "alice")
+	if c, ok := e.Credential(factors.TOTP); !ok || string(c.Secret) != "pending-secret-01234" {
+		t.Errorf("the activated TOTP credential: %+v %v", c, ok)
+	}
+	if c, ok := e.Credential(factors.HOTP); !ok || c.Counter != 13 || string(c.Secret) != "alice-hotp-seed-0123" {
+		t.Errorf("the advanced HOTP credential: %+v %v", c, ok)
+	}
+	if ok, err := s.AdvanceCounter(ctx, "nobody", 0, 1); ok || err != nil {
+		t.Errorf("advance for nobody: %v %v", ok, err)
+	}
+}
+
+// A store sealed with the additional data of earlier versions (user and
+// method only) is sealed again when a newer mfabridge first opens it,
+// and every credential still opens.
+func TestOldSealsAreMigrated(t *testing.T) {
+	ctx := context.Background()
+	s, path := newStore(t)
+	s.Put(ctx, "alice", totpCred("alice-secret-0123456"), false)
+	s.Put(ctx, "bob", hotpCred("bob-hotp-seed-012345", 7), false)
+	s.Close()
+	// Turn the file into what schema version 2 wrote.
+	db := rawDB(t, path)
+	for _, u := range []struct{ user, method, secret string }{{"alice", "totp", "alice-secret-0123456"}, {"bob", "hotp", "bob-hotp-seed-012345"}} {
+		old, err := s.seal([]byte(u.secret), u.user, u.method)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`UPDATE credentials SET secret = ? WHERE user = ? AND method = ?`, old, u.user, u.method); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{`ALTER TABLE credentials DROP COLUMN seal`, `UPDATE meta SET value = '2' WHERE name = 'schema_version'`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s2, err := Open(path, key1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if c, ok := enrolment(t, s2, "alice").Credential(factors.TOTP); !ok || string(c.Secret) != "alice-secret-0123456" {
+		t.Errorf("alice after the migration: %+v %v", c, ok)
+	}
+	if c, ok := enrolment(t, s2, "bob").Credential(factors.HOTP); !ok || c.Counter != 7 || string(c.Secret) != "bob-hotp-seed-012345" {
+		t.Errorf("bob after the migration: %+v %v", c, ok)
+	}
+}
+
+func TestRename(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	s.Put(ctx, "alice@example.org", totpCred("alice-secret-0123456"), false)
+	s.Put(ctx, "alice@example.org", hotpCred("alice-hotp-seed-0123", 3), false)
+	s.ResetLockout(ctx, "alice@example.org")
+	s.Put(ctx, "bob", totpCred("bob-secret-012345678"), false)
+	if err := s.Rename(ctx, "alice@example.org", "bob"); !errors.Is(err, ErrTaken) {
+		t.Errorf("rename onto bob: %v, want ErrTaken", err)
+	}
+	if err := s.Rename(ctx, "alice@example.org", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	e := enrolment(t, s, "alice")
+	if len(e.Credentials) != 2 || e.LockoutEpoch != 1 {
+		t.Errorf("alice after the rename: %+v", e)
+	}
+	if e := enrolment(t, s, "alice@example.org"); len(e.Credentials) != 0 {
+		t.Errorf("the old name still holds %+v", e.Credentials)
+	}
+	names, err := s.Names(ctx)
+	if err != nil || strings.Join(names, ",") != "alice,bob" {
+		t.Errorf("Names = %q, %v", names, err)
+	}
+}

@@ -51,7 +51,7 @@ func recordExchange(t testing.TB, peerFrag int, tweak ...func(*tls.Config)) []by
 	p := newTestPeer(t, peerFrag, tweak...)
 	in := identity(1, "alice@example.org")
 	b := appendRound(nil, selNone, in)
-	r := s.Handle(nil, in)
+	r := s.Handle(testOwner, nil, in)
 	state := r.State
 	for r.Status == Continue {
 		resp, err := p.respond(r.EAP)
@@ -59,7 +59,7 @@ func recordExchange(t testing.TB, peerFrag int, tweak ...func(*tls.Config)) []by
 			t.Fatal(err)
 		}
 		b = appendRound(b, selLast, resp)
-		r = s.Handle(state, resp)
+		r = s.Handle(testOwner, state, resp)
 	}
 	if r.Status != Done {
 		t.Fatalf("recorded exchange: %v %v", r.Status, r.Err)
@@ -153,7 +153,7 @@ func FuzzHandle(f *testing.F) {
 			case len(states) > 0:
 				state = states[int(sel-selLast)%len(states)]
 			}
-			r := s.Handle(state, msg)
+			r := s.Handle(testOwner, state, msg)
 			p, perr := Parse(r.EAP)
 			switch r.Status {
 			case Continue:

@@ -30,6 +30,10 @@ type Config struct {
 	MaxBytes     int           // TLS bytes per session, both ways; default 128 KiB
 	IdleTimeout  time.Duration // default 30s
 	MaxSessions  int           // open at once; default 4096
+	// MaxPerClient and MaxPerStation bound the sessions one owner may
+	// hold open: one NAS, and one Calling-Station-Id behind it; defaults
+	// 1024 and 4. A flood from one place then cannot take every session.
+	MaxPerClient, MaxPerStation int
 	// StepTimeout bounds the TLS work of one round; default 5s.
 	StepTimeout time.Duration
 }
@@ -61,6 +65,7 @@ var (
 	ErrBadPacket   = errors.New("eap: malformed or unexpected packet")
 	ErrNotTLS      = errors.New("eap: the peer refused EAP-TLS")
 	ErrTooMany     = errors.New("eap: too many open sessions")
+	ErrOwner       = errors.New("eap: session continued by another client")
 	ErrLimit       = errors.New("eap: session over its round or byte limit")
 	ErrExpired     = errors.New("eap: unknown or expired session")
 	ErrNoKeys      = errors.New("eap: no keying material (TLS 1.2 without extended master secret)")
@@ -75,7 +80,23 @@ type Server struct {
 
 	mu        sync.Mutex
 	sessions  map[string]*session
+	perOwner  map[string]int // open sessions by client, and by client and station
 	lastSweep time.Time
+}
+
+// Owner is where a session's requests come from: the client (NAS) and
+// the Calling-Station-Id. A session continues only from the client that
+// began it.
+type Owner struct {
+	Client, Station string
+}
+
+func (o Owner) keys() []string {
+	keys := []string{"c\x00" + o.Client}
+	if o.Station != "" {
+		keys = append(keys, "s\x00"+o.Client+"\x00"+o.Station)
+	}
+	return keys
 }
 
 // NewServer checks cfg and applies defaults.
@@ -95,13 +116,15 @@ func NewServer(cfg Config) (*Server, error) {
 	def(&cfg.MaxRounds, 64)
 	def(&cfg.MaxBytes, 128<<10)
 	def(&cfg.MaxSessions, 4096)
+	def(&cfg.MaxPerClient, 1024)
+	def(&cfg.MaxPerStation, 4)
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 30 * time.Second
 	}
 	if cfg.StepTimeout <= 0 {
 		cfg.StepTimeout = 5 * time.Second
 	}
-	return &Server{cfg: cfg, now: time.Now, sessions: map[string]*session{}}, nil
+	return &Server{cfg: cfg, now: time.Now, sessions: map[string]*session{}, perOwner: map[string]int{}}, nil
 }
 
 // Open reports the number of open sessions.
@@ -115,16 +138,17 @@ func (s *Server) Open() int {
 func (s *Server) Close() {
 	s.mu.Lock()
 	ss := s.sessions
-	s.sessions = map[string]*session{}
+	s.sessions, s.perOwner = map[string]*session{}, map[string]int{}
 	s.mu.Unlock()
 	for _, se := range ss {
 		se.close()
 	}
 }
 
-// Handle runs one round: msg is the EAP packet from the request's
-// EAP-Message attributes, state the request's State (nil on the first).
-func (s *Server) Handle(state, msg []byte) Reply {
+// Handle runs one round for owner: msg is the EAP packet from the
+// request's EAP-Message attributes, state the request's State (nil on
+// the first).
+func (s *Server) Handle(owner Owner, state, msg []byte) Reply {
 	p, err := Parse(msg)
 	if err != nil || p.Code != CodeResponse {
 		id := byte(0)
@@ -138,7 +162,7 @@ func (s *Server) Handle(state, msg []byte) Reply {
 		if p.Type != TypeIdentity {
 			return failed(p.Identifier, ErrBadPacket)
 		}
-		return s.start(p)
+		return s.start(owner, p)
 	}
 	key := hex.EncodeToString(state)
 	s.mu.Lock()
@@ -147,17 +171,33 @@ func (s *Server) Handle(state, msg []byte) Reply {
 	if se == nil {
 		return failed(p.Identifier, ErrExpired)
 	}
+	if se.owner.Client != owner.Client {
+		return failed(p.Identifier, ErrOwner)
+	}
 	r := se.round(p, s.cfg)
 	switch r.Status {
 	case Continue:
 		r.State = state
 	default:
 		s.mu.Lock()
-		delete(s.sessions, key)
+		s.drop(key, se)
 		s.mu.Unlock()
 		se.close()
 	}
 	return r
+}
+
+// drop forgets a session; under s.mu.
+func (s *Server) drop(key string, se *session) {
+	if s.sessions[key] != se {
+		return
+	}
+	delete(s.sessions, key)
+	for _, k := range se.owner.keys() {
+		if s.perOwner[k]--; s.perOwner[k] <= 0 {
+			delete(s.perOwner, k)
+		}
+	}
 }
 
 func failed(id byte, err error) Reply {
@@ -177,7 +217,7 @@ func (s *Server) sweep() {
 	for k, se := range s.sessions {
 		if se.idleSince(now) > s.cfg.IdleTimeout {
 			idle = append(idle, se)
-			delete(s.sessions, k)
+			s.drop(k, se)
 		}
 	}
 	s.mu.Unlock()
@@ -187,19 +227,24 @@ func (s *Server) sweep() {
 }
 
 // start answers EAP-Response/Identity with EAP-TLS Start.
-func (s *Server) start(p *Packet) Reply {
+func (s *Server) start(owner Owner, p *Packet) Reply {
 	st := make([]byte, 16)
 	if _, err := rand.Read(st); err != nil {
 		return failed(p.Identifier, err)
 	}
-	se := &session{identity: string(p.Data), id: p.Identifier + 1, now: s.now}
+	se := &session{identity: string(p.Data), owner: owner, id: p.Identifier + 1, now: s.now}
 	se.last.Store(s.now().UnixNano())
+	keys := owner.keys()
 	s.mu.Lock()
-	if len(s.sessions) >= s.cfg.MaxSessions {
+	if len(s.sessions) >= s.cfg.MaxSessions || s.perOwner[keys[0]] >= s.cfg.MaxPerClient ||
+		len(keys) > 1 && s.perOwner[keys[1]] >= s.cfg.MaxPerStation {
 		s.mu.Unlock()
 		return failed(p.Identifier, ErrTooMany)
 	}
 	s.sessions[hex.EncodeToString(st)] = se
+	for _, k := range keys {
+		s.perOwner[k]++
+	}
 	s.mu.Unlock()
 	se.begin(s.cfg)
 	req := &Packet{Code: CodeRequest, Identifier: se.id, Type: TypeTLS, Data: []byte{flagStart}}
@@ -210,6 +255,7 @@ func (s *Server) start(p *Packet) Reply {
 type session struct {
 	mu       sync.Mutex // one round at a time
 	identity string
+	owner    Owner
 	id       byte         // identifier of the last request sent
 	last     atomic.Int64 // unix nanoseconds of the last round, read without the round's lock
 	now      func() time.Time

@@ -62,7 +62,7 @@ func (x exchange) final() Reply { return x.replies[len(x.replies)-1] }
 func converse(t testing.TB, s *Server, p *testPeer) exchange {
 	t.Helper()
 	var x exchange
-	r := s.Handle(nil, identity(7, "alice@example.org"))
+	r := s.Handle(testOwner, nil, identity(7, "alice@example.org"))
 	x.replies, x.lastID = append(x.replies, r), 7
 	if r.Status != Continue {
 		t.Fatalf("identity: status %v, err %v", r.Status, r.Err)
@@ -83,7 +83,7 @@ func converse(t testing.TB, s *Server, p *testPeer) exchange {
 			t.Fatal(err)
 		}
 		x.lastID = resp[1]
-		r = s.Handle(state, resp)
+		r = s.Handle(testOwner, state, resp)
 		x.replies = append(x.replies, r)
 	}
 	return x
@@ -232,7 +232,8 @@ func TestConcurrentHandshakes(t *testing.T) {
 				v = onlyTLS13
 			}
 			p := newTestPeer(t, 150, v)
-			r := s.Handle(nil, identity(1, fmt.Sprintf("user%d", i)))
+			owner := Owner{Client: "nas", Station: fmt.Sprint(i)}
+			r := s.Handle(owner, nil, identity(1, fmt.Sprintf("user%d", i)))
 			state := r.State
 			for r.Status == Continue {
 				resp, err := p.respond(r.EAP)
@@ -240,7 +241,7 @@ func TestConcurrentHandshakes(t *testing.T) {
 					errs <- err
 					return
 				}
-				r = s.Handle(state, resp)
+				r = s.Handle(owner, state, resp)
 			}
 			msk, err := p.exportMSK()
 			if r.Status != Done || err != nil || !bytes.Equal(r.MSK, msk) {
@@ -287,7 +288,7 @@ func TestNoClientCertificate(t *testing.T) {
 // EAP-TLS Start.
 func started(t *testing.T, s *Server) (state []byte, id byte) {
 	t.Helper()
-	r := s.Handle(nil, identity(1, "alice"))
+	r := s.Handle(testOwner, nil, identity(1, "alice"))
 	if r.Status != Continue {
 		t.Fatalf("identity: %v %v", r.Status, r.Err)
 	}
@@ -302,7 +303,7 @@ func TestNakAndBadPackets(t *testing.T) {
 		s, _ := newTestServer(t)
 		st, id := started(t, s)
 		nak := []byte{CodeResponse, id, 0, 6, TypeNak, 25} // would rather PEAP
-		wantFailure(t, s.Handle(st, nak), id, ErrNotTLS)
+		wantFailure(t, s.Handle(testOwner, st, nak), id, ErrNotTLS)
 		if s.Open() != 0 {
 			t.Error("session open after Nak")
 		}
@@ -316,7 +317,7 @@ func TestNakAndBadPackets(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp[1] = id + 1
-		wantFailure(t, s.Handle(st, resp), id+1, ErrBadPacket)
+		wantFailure(t, s.Handle(testOwner, st, resp), id+1, ErrBadPacket)
 		if s.Open() != 0 {
 			t.Error("session open after a wrong identifier")
 		}
@@ -324,19 +325,19 @@ func TestNakAndBadPackets(t *testing.T) {
 	t.Run("unknown State", func(t *testing.T) {
 		s, _ := newTestServer(t)
 		started(t, s)
-		wantFailure(t, s.Handle(bytes.Repeat([]byte{0xab}, 16), tlsResponse(2, 0, 0, nil)), 2, ErrExpired)
+		wantFailure(t, s.Handle(testOwner, bytes.Repeat([]byte{0xab}, 16), tlsResponse(2, 0, 0, nil)), 2, ErrExpired)
 		if s.Open() != 1 {
 			t.Error("an unknown State touched the open session")
 		}
 	})
 	t.Run("first packet not an identity", func(t *testing.T) {
 		s, _ := newTestServer(t)
-		wantFailure(t, s.Handle(nil, tlsResponse(3, 0, 0, []byte{22, 3, 1})), 3, ErrBadPacket)
+		wantFailure(t, s.Handle(testOwner, nil, tlsResponse(3, 0, 0, []byte{22, 3, 1})), 3, ErrBadPacket)
 	})
 	t.Run("not a response", func(t *testing.T) {
 		s, _ := newTestServer(t)
 		for _, b := range [][]byte{nil, {2}, {1, 9, 0, 10, 1, 'a', 'l', 'i', 'c', 'e'}, {3, 9, 0, 4}, {2, 9, 0, 200, 1}, {2, 9, 0, 4}} {
-			r := s.Handle(nil, b)
+			r := s.Handle(testOwner, nil, b)
 			if r.Status != Failed || !errors.Is(r.Err, ErrBadPacket) || len(r.EAP) != 4 || r.EAP[0] != CodeFailure {
 				t.Errorf("%x: %v %v %x, want Failed ErrBadPacket with EAP-Failure", b, r.Status, r.Err, r.EAP)
 			}
@@ -353,31 +354,31 @@ func TestNakAndBadPackets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := s.Handle(st, hello)
+		r := s.Handle(testOwner, st, hello)
 		if r.Status != Continue || r.EAP[5]&flagMore == 0 {
 			t.Fatalf("server flight: %v %x", r.Status, r.EAP[:6])
 		}
 		// Not an ACK: TLS data where only an ACK may come.
-		wantFailure(t, s.Handle(st, tlsResponse(r.EAP[1], 0, 0, []byte{22})), r.EAP[1], ErrBadPacket)
+		wantFailure(t, s.Handle(testOwner, st, tlsResponse(r.EAP[1], 0, 0, []byte{22})), r.EAP[1], ErrBadPacket)
 	})
 	t.Run("more data than announced", func(t *testing.T) {
 		s, _ := newTestServer(t)
 		st, id := started(t, s)
-		r := s.Handle(st, tlsResponse(id, flagLength|flagMore, 4, []byte{1, 2, 3}))
+		r := s.Handle(testOwner, st, tlsResponse(id, flagLength|flagMore, 4, []byte{1, 2, 3}))
 		if r.Status != Continue {
 			t.Fatalf("first fragment: %v %v", r.Status, r.Err)
 		}
-		wantFailure(t, s.Handle(st, tlsResponse(r.EAP[1], 0, 0, []byte{4, 5})), r.EAP[1], ErrBadPacket)
+		wantFailure(t, s.Handle(testOwner, st, tlsResponse(r.EAP[1], 0, 0, []byte{4, 5})), r.EAP[1], ErrBadPacket)
 	})
 	t.Run("an ACK when TLS waits for data", func(t *testing.T) {
 		s, _ := newTestServer(t)
 		st, id := started(t, s)
-		wantFailure(t, s.Handle(st, tlsResponse(id, 0, 0, nil)), id, ErrBadPacket)
+		wantFailure(t, s.Handle(testOwner, st, tlsResponse(id, 0, 0, nil)), id, ErrBadPacket)
 	})
 	t.Run("not TLS at all", func(t *testing.T) {
 		s, _ := newTestServer(t)
 		st, id := started(t, s)
-		r := s.Handle(st, tlsResponse(id, 0, 0, []byte("GET / HTTP/1.1\r\n\r\n")))
+		r := s.Handle(testOwner, st, tlsResponse(id, 0, 0, []byte("GET / HTTP/1.1\r\n\r\n")))
 		wantFailure(t, r, id, ErrHandshake)
 	})
 }
@@ -401,7 +402,7 @@ func TestLimits(t *testing.T) {
 	t.Run("MaxBytes announced", func(t *testing.T) {
 		s, _ := newTestServer(t, func(c *Config) { c.MaxBytes = 4096 })
 		st, id := started(t, s)
-		wantFailure(t, s.Handle(st, tlsResponse(id, flagLength|flagMore, 1<<30, []byte{22})), id, ErrLimit)
+		wantFailure(t, s.Handle(testOwner, st, tlsResponse(id, flagLength|flagMore, 1<<30, []byte{22})), id, ErrLimit)
 	})
 	t.Run("MaxRounds in empty fragments", func(t *testing.T) {
 		// Fragments with M and no data cost nothing but rounds.
@@ -409,7 +410,7 @@ func TestLimits(t *testing.T) {
 		st, id := started(t, s)
 		var r Reply
 		for i := range 11 {
-			r = s.Handle(st, tlsResponse(id, flagMore, 0, nil))
+			r = s.Handle(testOwner, st, tlsResponse(id, flagMore, 0, nil))
 			if i < 10 && r.Status != Continue {
 				t.Fatalf("round %d: %v %v", i+1, r.Status, r.Err)
 			}
@@ -423,13 +424,13 @@ func TestLimits(t *testing.T) {
 		s, _ := newTestServer(t, func(c *Config) { c.MaxSessions = 2 })
 		st1, _ := started(t, s)
 		started(t, s)
-		wantFailure(t, s.Handle(nil, identity(1, "carol")), 1, ErrTooMany)
+		wantFailure(t, s.Handle(testOwner, nil, identity(1, "carol")), 1, ErrTooMany)
 		if s.Open() != 2 {
 			t.Errorf("Open %d, want 2", s.Open())
 		}
 		// Ending one makes room.
-		s.Handle(st1, []byte{CodeResponse, 2, 0, 6, TypeNak, 25})
-		if r := s.Handle(nil, identity(1, "carol")); r.Status != Continue {
+		s.Handle(testOwner, st1, []byte{CodeResponse, 2, 0, 6, TypeNak, 25})
+		if r := s.Handle(testOwner, nil, identity(1, "carol")); r.Status != Continue {
 			t.Errorf("after one ended: %v %v", r.Status, r.Err)
 		}
 	})
@@ -471,7 +472,7 @@ func TestIdleSessionsAreSwept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ra := s.Handle(stA, frag)
+	ra := s.Handle(testOwner, stA, frag)
 	if ra.Status != Continue {
 		t.Fatalf("a: %v %v", ra.Status, ra.Err)
 	}
@@ -479,32 +480,32 @@ func TestIdleSessionsAreSwept(t *testing.T) {
 	clock.Advance(20 * time.Second)
 	// b starts; a is idle 20s, under IdleTimeout.
 	pb := newTestPeer(t, 0)
-	rb := s.Handle(nil, identity(1, "bob"))
+	rb := s.Handle(testOwner, nil, identity(1, "bob"))
 	stB := rb.State
 	if s.Open() != 2 {
 		t.Fatalf("Open %d, want 2", s.Open())
 	}
-	rb = s.Handle(stB, must(t)(pb.respond(rb.EAP)))
+	rb = s.Handle(testOwner, stB, must(t)(pb.respond(rb.EAP)))
 
 	clock.Advance(15 * time.Second) // a idle 35s, b 15s
-	if r := s.Handle(nil, identity(1, "carol")); r.Status != Continue {
+	if r := s.Handle(testOwner, nil, identity(1, "carol")); r.Status != Continue {
 		t.Fatalf("carol: %v %v", r.Status, r.Err)
 	}
 	if s.Open() != 2 {
 		t.Errorf("Open %d after the sweep, want 2 (b and carol)", s.Open())
 	}
-	wantFailure(t, s.Handle(stA, tlsResponse(ra.EAP[1], 0, 0, nil)), ra.EAP[1], ErrExpired)
+	wantFailure(t, s.Handle(testOwner, stA, tlsResponse(ra.EAP[1], 0, 0, nil)), ra.EAP[1], ErrExpired)
 
 	// b, idle under the limit, finishes.
 	for rb.Status == Continue {
-		rb = s.Handle(stB, must(t)(pb.respond(rb.EAP)))
+		rb = s.Handle(testOwner, stB, must(t)(pb.respond(rb.EAP)))
 	}
 	if rb.Status != Done {
 		t.Errorf("b: %v %v", rb.Status, rb.Err)
 	}
 
 	clock.Advance(31 * time.Second) // carol idle 31s
-	s.Handle(nil, identity(1, "dave"))
+	s.Handle(testOwner, nil, identity(1, "dave"))
 	if n := s.Open(); n != 1 {
 		t.Errorf("Open %d, want 1 (dave)", n)
 	}
@@ -588,7 +589,7 @@ func TestSlowRoundDoesNotStallOthers(t *testing.T) {
 		done := make(chan time.Duration, 1)
 		go func() {
 			start := time.Now()
-			s.Handle(nil, identity(1, name))
+			s.Handle(testOwner, nil, identity(1, name))
 			done <- time.Since(start)
 		}()
 		select {
@@ -606,14 +607,14 @@ func TestSlowRoundDoesNotStallOthers(t *testing.T) {
 }
 
 func converseQuiet(s *Server, p *testPeer) {
-	r := s.Handle(nil, identity(1, "alice"))
+	r := s.Handle(testOwner, nil, identity(1, "alice"))
 	state := r.State
 	for r.Status == Continue {
 		resp, err := p.respond(r.EAP)
 		if err != nil {
 			return
 		}
-		r = s.Handle(state, resp)
+		r = s.Handle(testOwner, state, resp)
 	}
 }
 
@@ -624,10 +625,11 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	for i := range 10 {
 		p := newTestPeer(t, 0)
 		peers = append(peers, p)
-		r := s.Handle(nil, identity(1, fmt.Sprint("user", i)))
+		owner := Owner{Client: "nas", Station: fmt.Sprint(i)}
+		r := s.Handle(owner, nil, identity(1, fmt.Sprint("user", i)))
 		// The ClientHello, answered: the server's TLS now waits for
 		// the client's second flight.
-		r = s.Handle(r.State, must(t)(p.respond(r.EAP)))
+		r = s.Handle(owner, r.State, must(t)(p.respond(r.EAP)))
 		if r.Status != Continue {
 			t.Fatalf("session %d: %v %v", i, r.Status, r.Err)
 		}
@@ -668,5 +670,54 @@ func TestNewServerChecks(t *testing.T) {
 	if c.FragmentSize != 1000 || c.MaxRounds != 64 || c.MaxBytes != 128<<10 || c.MaxSessions != 4096 ||
 		c.IdleTimeout != 30*time.Second || c.StepTimeout != 5*time.Second {
 		t.Errorf("defaults %+v", c)
+	}
+}
+
+// testOwner is the client and station of the tests' sessions.
+var testOwner = Owner{Client: "nas", Station: "02-00-00-00-00-01"}
+
+// Sessions are bounded per client and per station behind it, and a
+// session continues only from the client that began it.
+func TestSessionOwners(t *testing.T) {
+	s, _ := newTestServer(t, func(c *Config) { c.MaxPerClient, c.MaxPerStation = 5, 2 })
+	open := func(o Owner) Reply { return s.Handle(o, nil, identity(1, "alice")) }
+	a := Owner{Client: "nas-a", Station: "st-1"}
+	for i := range 2 {
+		if r := open(a); r.Status != Continue {
+			t.Fatalf("session %d of a station: %v %v", i+1, r.Status, r.Err)
+		}
+	}
+	if r := open(a); r.Status != Failed || !errors.Is(r.Err, ErrTooMany) {
+		t.Errorf("third session of a station: %v %v, want ErrTooMany", r.Status, r.Err)
+	}
+	for i := range 3 {
+		if r := open(Owner{Client: "nas-a", Station: fmt.Sprintf("st-%d", i+2)}); r.Status != Continue {
+			t.Fatalf("session of another station: %v %v", r.Status, r.Err)
+		}
+	}
+	if r := open(Owner{Client: "nas-a", Station: "st-9"}); r.Status != Failed || !errors.Is(r.Err, ErrTooMany) {
+		t.Errorf("sixth session of a client: %v %v, want ErrTooMany", r.Status, r.Err)
+	}
+	b := Owner{Client: "nas-b"}
+	r := open(b)
+	if r.Status != Continue {
+		t.Fatalf("another client: %v %v", r.Status, r.Err)
+	}
+	// Its State, presented by the first client: refused, and the session
+	// is still the second client's.
+	p := newTestPeer(t, 1000, maxTLS12)
+	resp, err := p.respond(r.EAP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Handle(a, r.State, resp); got.Status != Failed || !errors.Is(got.Err, ErrOwner) {
+		t.Errorf("State of another client's session: %v %v, want ErrOwner", got.Status, got.Err)
+	}
+	if s.Open() != 6 {
+		t.Errorf("%d sessions open, want 6", s.Open())
+	}
+	s.Close()
+	if r := open(a); r.Status != Continue {
+		t.Errorf("after Close the quotas are free again: %v %v", r.Status, r.Err)
 	}
 }

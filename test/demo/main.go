@@ -47,6 +47,7 @@ ldap:
   bind_dn: "{{.ServiceDN}}"
   bind_password: "file:{{.Dir}}/ldap.secret"
   base_dn: "{{.PeopleDN}}"
+  groups: {base_dn: "{{.GroupsDN}}"}
 store:
   path: "{{.Dir}}/store.db"
   key: "file:{{.Dir}}/store.key"
@@ -119,7 +120,7 @@ func run() int {
 	}
 	configTmpl.Execute(f, map[string]string{
 		"Radius": *radiusAddr, "Admin": *adminAddr, "Dir": dir, "LDAPS": s.LDAPSURL, "CA": s.CA.CertFile,
-		"ServiceDN": harness.ServiceDN, "PeopleDN": harness.PeopleDN,
+		"ServiceDN": harness.ServiceDN, "PeopleDN": harness.PeopleDN, "GroupsDN": harness.GroupsDN,
 	})
 	f.Close()
 

@@ -109,6 +109,18 @@ func (m RadiusMessage) Values(t int) [][]byte {
 	return out
 }
 
+// Texts returns the values of every attribute of type t that
+// eapol_test printed as text ('…'), without the quotes.
+func (m RadiusMessage) Texts(t int) []string {
+	var out []string
+	for _, a := range m.Attrs {
+		if a.Type == t && len(a.Value) >= 2 && a.Value[0] == '\'' && a.Value[len(a.Value)-1] == '\'' {
+			out = append(out, a.Value[1:len(a.Value)-1])
+		}
+	}
+	return out
+}
+
 // EAP joins the message's EAP-Message attributes (RFC 3579 §3.1).
 func (m RadiusMessage) EAP() []byte {
 	var b []byte

@@ -131,6 +131,7 @@ type CardOptions struct {
 	NoEKU                bool
 	NotBefore, NotAfter  time.Time // default: an hour ago, a day ahead
 	KeyUsageCertSignOnly bool      // a key usage that forbids signing
+	OCSP                 string    // the OCSP responder's URL (Authority Information Access)
 }
 
 var (
@@ -162,6 +163,9 @@ func (ca *CA) CardCert(dir, name string, o CardOptions) (certFile, keyFile strin
 	}
 	if o.KeyUsageCertSignOnly {
 		tmpl.KeyUsage = x509.KeyUsageKeyEncipherment
+	}
+	if o.OCSP != "" {
+		tmpl.OCSPServer = []string{o.OCSP}
 	}
 	if !o.NoEKU {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
@@ -207,7 +211,9 @@ func (ca *CA) CardCert(dir, name string, o CardOptions) (certFile, keyFile strin
 // CRL writes a CRL of the CA revoking serials to dir/name.pem, valid for
 // validFor (negative: already out of date).
 func (ca *CA) CRL(dir, name string, validFor time.Duration, serials ...*big.Int) (string, error) {
-	tmpl := &x509.RevocationList{Number: serial(), ThisUpdate: time.Now().Add(-2 * time.Hour), NextUpdate: time.Now().Add(validFor)}
+	// The number grows with time, as a CA's does: the newest CRL of a CA
+	// is the one in force.
+	tmpl := &x509.RevocationList{Number: big.NewInt(time.Now().UnixNano()), ThisUpdate: time.Now().Add(-2 * time.Hour), NextUpdate: time.Now().Add(validFor)}
 	for _, s := range serials {
 		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries,
 			x509.RevocationListEntry{SerialNumber: s, RevocationTime: time.Now().Add(-time.Hour)})

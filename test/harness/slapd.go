@@ -403,3 +403,20 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 // Port returns the plain LDAP port.
 func (s *SLAPD) Port() string { return strconv.Itoa(s.port) }
+
+// SetMail replaces the mail attribute of u's entry.
+func (s *SLAPD) SetMail(u User, mail string) error {
+	return s.modify(u.DN(), func(m *ldap.ModifyRequest) { m.Replace("mail", []string{mail}) })
+}
+
+// modify applies f to a modify request for dn, as the root DN.
+func (s *SLAPD) modify(dn string, f func(*ldap.ModifyRequest)) error {
+	c, err := s.admin()
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	m := ldap.NewModifyRequest(dn, nil)
+	f(m)
+	return c.Modify(m)
+}
