@@ -592,3 +592,81 @@ func TestParseHostileYAML(t *testing.T) {
 		})
 	}
 }
+
+func TestFilterAttribute(t *testing.T) {
+	for filter, want := range map[string]string{
+		"(&(objectClass=inetOrgPerson)(uid={username}))":                    "uid",
+		"(&(objectClass=user)(sAMAccountName={username}))":                  "sAMAccountName",
+		"(|(uid={username})(mail={username}))":                              "",
+		"(|(uid={username})(UID={username}))":                               "uid",
+		"(userPrincipalName={username}@example.org)":                        "",
+		"(&(objectClass=person)(cn=*{username}*))":                          "",
+		"(&(objectClass=person)(uid={username})(description=*{username}*))": "",
+	} {
+		if got := config.FilterAttribute(filter); got != want {
+			t.Errorf("FilterAttribute(%q) = %q, want %q", filter, got, want)
+		}
+	}
+}
+
+// The keys of the identity and revocation rules: each mistake is named
+// with its key and a hint.
+func TestIdentityAndRevocationKeys(t *testing.T) {
+	withPolicy := func(policy string) string {
+		return strings.Replace(minimal, "    secret:", "    policy: p\n    secret:", 1) + "policies:\n  p: " + policy + "\n"
+	}
+	for _, tc := range []struct {
+		name, src, path, msg string
+	}{
+		{"a filter on two attributes names no user attribute",
+			ldapExtra("  user_filter: \"(|(uid={username})(mail={username}))\"\n"), "ldap.attributes.username", "exactly one attribute"},
+		{"a group by cn without groups.base_dn",
+			withPolicy("{deny_groups: [leavers]}"), "policies.p.deny_groups[0]", "ldap.groups.base_dn is not set"},
+		{"a reply rule's group by cn without groups.base_dn",
+			withPolicy("{reply_attributes: [{groups: [admins], attributes: {Class: a}}]}"), "policies.p.reply_attributes[0].groups[0]", "without its DN"},
+		{"nas on a client that is no proxy",
+			strings.Replace(minimal, "    secret: env:VPN_SECRET", "    secret: env:VPN_SECRET\n    nas: [{identifier: asa-1, policy: default}]", 1),
+			"clients[0].nas[0]", "for proxies"},
+		{"nas naming no policy",
+			strings.Replace(minimal, "    secret: env:VPN_SECRET", "    secret: env:VPN_SECRET\n    proxy: true\n    nas: [{identifier: asa-1, policy: nope}]", 1),
+			"clients[0].nas[0].policy", `no policy named "nope"`},
+		{"a revocation rule that does not exist", minimal + "factors:\n  smartcard: {revocation: sometimes}\n", "factors.smartcard.revocation", "not crl"},
+		{"a CA's rule that does not exist", minimal + "factors:\n  smartcard: {ca_files: [{file: /ca.pem, revocation: maybe}]}\n", "factors.smartcard.ca_files[0].revocation", "not crl"},
+		{"a CA with an unknown key", minimal + "factors:\n  smartcard: {ca_files: [{file: /ca.pem, crl: /x}]}\n", "", `unknown key "crl"`},
+		{"ocsp rule without ocsp", minimal + "factors:\n  smartcard: {revocation: ocsp}\n", "factors.smartcard.ocsp", "needs ocsp: true"},
+		{"a realm with @", minimal + "factors:\n  smartcard: {allowed_realms: [\"@example.org\"]}\n", "factors.smartcard.allowed_realms[0]", "not a realm"},
+		{"phone_methods", withPolicy("{phone_methods: sometimes}"), "policies.p.phone_methods", "always or only_without_app"},
+		{"known_station_ttl", minimal + "lockout: {known_station_ttl: -1s}\n", "lockout.known_station_ttl", "not from 0s"},
+		{"state.max_entries", minimal + "state: {max_entries: 10}\n", "state.max_entries", "not from 100"},
+		{"duplicate_cache_entries", minimal + "server: {duplicate_cache_entries: 1}\n", "server.duplicate_cache_entries", "not from 64"},
+		{"webhook_listen on the admin address", minimal + "server: {webhook_listen: \"127.0.0.1:9812\"}\n", "server.webhook_listen", "same address"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ce := parseError(t, tc.src)
+			for _, p := range ce.Problems {
+				if (tc.path == "" || p.Path == tc.path) && strings.Contains(p.Message, tc.msg) {
+					if p.Hint == "" {
+						t.Errorf("%s: no hint", p.Path)
+					}
+					return
+				}
+			}
+			t.Errorf("no problem at %q saying %q in:\n%v", tc.path, tc.msg, ce)
+		})
+	}
+	// Accepted: a CA as a path and as a mapping, the rule derived from
+	// what is configured, groups by DN without groups.base_dn.
+	c := parse(t, withPolicy(`{deny_groups: ["cn=leavers,ou=groups,dc=example,dc=org"]}`)+
+		"factors:\n  smartcard: {ocsp: true, ca_files: [/a.pem, {file: /b.pem, revocation: none}]}\n")
+	sc := c.Factors.Smartcard
+	if sc.Revocation != config.RevocationOCSP || len(sc.CAFiles) != 2 || sc.CAFiles[0].File != "/a.pem" || sc.CAFiles[1].Revocation != config.RevocationNone {
+		t.Errorf("smartcard %+v", sc)
+	}
+	if c.LDAP.Attributes.Username != "uid" {
+		t.Errorf("attributes.username %q, want uid from the default filter", c.LDAP.Attributes.Username)
+	}
+	c = parse(t, minimal+"factors:\n  smartcard: {ocsp: true, crl_files: [/c.pem]}\n")
+	if c.Factors.Smartcard.Revocation != config.RevocationCRLAndOCSP {
+		t.Errorf("revocation %q with ocsp and CRLs, want crl_and_ocsp", c.Factors.Smartcard.Revocation)
+	}
+}

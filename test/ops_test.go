@@ -73,6 +73,15 @@ func TestHealthReadinessAndMetrics(t *testing.T) {
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "ldap: not ready") {
 		t.Errorf("/readyz with slapd down: %d %q", code, body)
 	}
+	// Whoever reaches the listener learns no server, port or account.
+	for _, detail := range []string{"127.0.0.1", "ldap://", "ldaps://", harness.ServiceDN, "cn=", "dial"} {
+		if strings.Contains(body, detail) {
+			t.Errorf("/readyz body %q shows %q", body, detail)
+		}
+	}
+	if !b.WaitLog(`"msg":"not ready","component":"admin","check":"ldap"`, 5*time.Second) {
+		t.Errorf("why /readyz failed is not in the log:\n%s", b.Logs())
+	}
 }
 
 // TestReloadKeepsChallengeInProgress: a challenge issued before a SIGHUP

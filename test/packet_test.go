@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -278,5 +279,35 @@ func TestIPv4AndIPv6Listeners(t *testing.T) {
 	// pipe, which may still hold it when the reply is in.
 	if rec := b.waitRecord(t, "bob", 1); rec.Client != "v6" || rec.ClientAddress != "::1" {
 		t.Errorf("audit for the IPv6 request: %+v", rec)
+	}
+}
+
+// A NAS with the wrong shared secret shows at the default log level: one
+// warning per source a minute, with the count, however many it sends.
+func TestWrongSecretIsLoggedOncePerSource(t *testing.T) {
+	t.Parallel()
+	b := startBridge(t, conf{})
+	c := b.client(t, "127.0.0.1", "not-the-shared-secret")
+	for range 5 {
+		if _, _, err := c.Exchange(harness.Request("not-the-shared-secret", bob.UID, bob.Password, true), noAnswer/3); err != harness.ErrNoReply {
+			t.Fatalf("a request signed with the wrong secret: %v, want no reply", err)
+		}
+	}
+	const line = "Message-Authenticator is invalid: the shared secret is probably wrong"
+	if !b.WaitLog(line, 5*time.Second) {
+		t.Fatalf("no warning about the shared secret:\n%s", b.Logs())
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := strings.Count(b.Logs(), line); n != 1 {
+		t.Errorf("%d warnings for 5 drops from one source in a minute, want 1", n)
+	}
+	if !strings.Contains(b.Logs(), `"level":"WARN","msg":"`+line) || !strings.Contains(b.Logs(), `"client":"local"`) {
+		t.Errorf("the warning is not at WARN with the client:\n%s", b.Logs())
+	}
+	// An address that is no client: its own warning.
+	u := b.client(t, "127.0.0.99", secretLocal)
+	u.Exchange(harness.Request(secretLocal, bob.UID, bob.Password, true), noAnswer/3)
+	if !b.WaitLog("RADIUS request from an address that is no configured client", 5*time.Second) {
+		t.Errorf("no warning about the unknown client:\n%s", b.Logs())
 	}
 }

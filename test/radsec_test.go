@@ -310,3 +310,60 @@ func errorsAs(err error, target *net.Error) bool {
 	}
 	return ok
 }
+
+// A RadSec connection costs a slot and a TLS handshake before its
+// certificate says who it is: its source must be inside a RadSec client's
+// range before either is spent, and one address holds a bounded number.
+func TestRadSecSourceCheckedBeforeHandshake(t *testing.T) {
+	t.Parallel()
+	s := newRadsecSetup(t)
+	p, err := harness.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(p)
+	b := startBridge(t, conf{
+		ServerExtra: `  radsec_listen: "` + addr + `"
+  radsec_tls: {cert_file: "` + s.serverCert + `", key_file: "` + s.serverKey + `", client_ca_file: "` + s.ca.CertFile + `"}`,
+		Clients: defaultClients + `
+  - name: radsec-proxy
+    address: 127.0.0.9
+    radsec_name: radsecproxy.test`,
+	})
+	dialFrom := func(ip string) net.Conn {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	series := `mfabridge_radius_dropped_total{cause="unknown_client"}`
+	before := b.metric(t, series)
+	if c := dialFrom("127.0.0.1"); !closedByPeer(c, 2*time.Second) {
+		t.Error("a connection from outside every RadSec client's range stayed open")
+	}
+	if got := b.metric(t, series); got != before+1 {
+		t.Errorf("%s = %v, want %v", series, got, before+1)
+	}
+	if !b.WaitLog("RadSec connection from an address inside no RadSec client's range", 5*time.Second) {
+		t.Errorf("no warning for the stranger's connection:\n%s", b.Logs())
+	}
+	// From inside the range: held for the handshake, up to 16 at once.
+	var open []net.Conn
+	for range 16 {
+		open = append(open, dialFrom("127.0.0.9"))
+	}
+	time.Sleep(200 * time.Millisecond)
+	if closedByPeer(open[0], 300*time.Millisecond) {
+		t.Error("a connection from a RadSec client's address was closed before its handshake")
+	}
+	if c := dialFrom("127.0.0.9"); !closedByPeer(c, 2*time.Second) {
+		t.Error("a 17th connection from one address stayed open")
+	}
+	if got := b.metric(t, `mfabridge_radius_dropped_total{cause="radsec_source_limit"}`); got != 1 {
+		t.Errorf("radsec_source_limit drops = %v, want 1", got)
+	}
+}
