@@ -15,11 +15,12 @@ func (c *Config) Summary() string {
 	p("server")
 	p("  radius_listen      %s", strings.Join(s.RadiusListen, ", "))
 	p("  admin_listen       %s", orNone(s.AdminListen))
+	p("  webhook_listen     %s", orDefault(s.WebhookListen, "(on admin_listen)"))
 	if s.RadsecListen != "" {
 		p("  radsec_listen      %s (cert %s, client CA %s, idle %s, max %d connections)", s.RadsecListen, s.RadsecTLS.CertFile,
 			s.RadsecTLS.ClientCAFile, s.RadsecIdleTimeout, s.RadsecMaxConnections)
 	}
-	p("  duplicate_window   %s", s.DuplicateWindow)
+	p("  duplicate_window   %s (%d replies per client)", s.DuplicateWindow, s.DuplicateCacheEntries)
 	p("  challenge_timeout  %s", s.ChallengeTimeout)
 	p("  username           strip_realm=%t strip_domain=%t lowercase=%t", s.Username.StripRealm, s.Username.StripDomain, s.Username.Lowercase)
 	p("clients (%d)", len(c.Clients))
@@ -30,6 +31,9 @@ func (c *Config) Summary() string {
 		}
 		p("  %-16s %-20s policy=%s message_authenticator=%s proxy=%t secret=%s",
 			cl.Name, cl.Prefix, cl.Policy, cl.RequireMessageAuthenticator, cl.Proxy, cl.Secret.Source())
+		for _, n := range cl.NAS {
+			p("  %-16s NAS-Identifier %q: policy=%s", "", n.Identifier, n.Policy)
+		}
 	}
 	l := c.LDAP
 	p("ldap")
@@ -38,10 +42,19 @@ func (c *Config) Summary() string {
 	p("  bind_dn            %s (password from %s)", orNone(l.BindDN), orNone(l.BindPassword.Source()))
 	p("  base_dn            %s", l.BaseDN)
 	p("  user_filter        %s", l.UserFilter)
-	p("  groups             mode=%s name_attribute=%s", l.Groups.Mode, l.Groups.NameAttribute)
+	p("  users are named by %s (the entry's value: enrolments, lockout and audit are keyed on it)", l.Attributes.Username)
+	p("  groups             mode=%s base_dn=%s name_attribute=%s nested=%t", l.Groups.Mode, l.Groups.BaseDN, l.Groups.NameAttribute, l.Groups.Nested)
 	p("  pool_size          %d per pool, timeout %s", l.PoolSize, l.Timeout)
 	p("store                %s (key from %s)", c.Store.Path, orNone(c.Store.Key.Source()))
-	p("state                %s", c.State.Backend)
+	p("state                %s (at most %d entries)", c.State.Backend, c.State.MaxEntries)
+	if c.usesSmartcards() {
+		sc := c.Factors.Smartcard
+		p("smartcard            identity=%s revocation=%s allowed_realms=[%s] match_stored_certificate=%t", sc.Identity, sc.Revocation,
+			strings.Join(sc.AllowedRealms, ","), sc.MatchStoredCertificate)
+		for _, ca := range sc.CAFiles {
+			p("  ca %s revocation=%s", ca.File, orDefault(ca.Revocation, sc.Revocation))
+		}
+	}
 	p("policies (%d)", len(c.Policies))
 	for _, name := range sortedKeys(c.Policies) {
 		po := c.Policies[name]

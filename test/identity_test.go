@@ -1,7 +1,11 @@
 package test
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -191,4 +195,89 @@ func TestIdentityFilterOnTwoAttributes(t *testing.T) {
 	resp, rec = b.send(t, vpn, u.UID, u.Password)
 	want(t, fmt.Sprintf("right password after wrong ones as %s and %s", mailAddr, u.UID), resp, rec,
 		radius.CodeAccessReject, "locked_out_password")
+}
+
+// mfabridgeIn runs the binary with stdin.
+func mfabridgeIn(t *testing.T, env []string, stdin string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(env0.bin(), args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var o, e strings.Builder
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return o.String(), e.String(), cmd.ProcessState.ExitCode()
+}
+
+// The admin commands name users as logins do: by the entry --user finds.
+// Secrets need not be typed where ps shows them.
+func TestCLIKeysOnTheDirectorysName(t *testing.T) {
+	t.Parallel()
+	b := startBridge(t, conf{Policies: mfaPolicy,
+		LDAPExtra: `  user_filter: "(&(objectClass=inetOrgPerson)(|(uid={username})(mail={username})))"
+  attributes: {username: uid}`})
+	u := newUser(t)
+	tk := newToken([]byte(u.UID + "-secret-0123456789"))
+	seedFile := filepath.Join(t.TempDir(), "seed")
+	if err := os.WriteFile(seedFile, []byte(tk.base32()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []struct {
+		how, flag, env, stdin string
+	}{
+		{"env", "env:TOTP_SEED", "TOTP_SEED=" + tk.base32(), ""},
+		{"file", "file:" + seedFile, "", ""},
+		{"asked", "-", "", tk.base32() + "\n"},
+	} {
+		env := append(b.env(), secret.env)
+		out, stderr, code := mfabridgeIn(t, env, secret.stdin, "enrol", "totp", "--config", b.ConfigFile, "--user", strings.ToUpper(u.Mail),
+			"--secret", secret.flag, "--replace")
+		if code != 0 || !strings.Contains(out, "for "+u.UID) {
+			t.Fatalf("enrol totp --secret %s by mail address: exit %d\n%s%s", secret.how, code, out, stderr)
+		}
+	}
+	// The login by mail address finds the enrolment.
+	c := b.client(t, "127.0.0.1", secretLocal)
+	n := len(filterAudit(b.audit(t), u.UID))
+	resp, _, err := c.Exchange(harness.Request(secretLocal, u.Mail, u.Password, true), replyWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := b.waitRecord(t, u.UID, n); resp.Code != radius.CodeAccessChallenge || rec.Reason != "challenge_sent" {
+		t.Fatalf("login by mail after enrolling by mail: %v %+v", resp.Code, rec)
+	}
+	if out, stderr, code := mfabridge(t, b.env(), "user", "show", "--config", b.ConfigFile, "--user", u.UID); code != 0 || !strings.Contains(out, "user "+u.UID) {
+		t.Errorf("user show by uid: exit %d\n%s%s", code, out, stderr)
+	}
+	if _, stderr, code := mfabridge(t, b.env(), "user", "show", "--config", b.ConfigFile, "--user", "nobody-by-this-name"); code != 1 ||
+		!strings.Contains(stderr, "no single directory entry") || !strings.Contains(stderr, "--no-directory") {
+		t.Errorf("user show for a name nobody holds: exit %d\n%s", code, stderr)
+	}
+
+	// A store written before: an enrolment under the mail address.
+	v := newUser(t)
+	if out, stderr, code := mfabridge(t, b.env(), "enrol", "totp", "--no-directory", "--config", b.ConfigFile, "--user", v.Mail,
+		"--secret", tk.base32()); code != 0 {
+		t.Fatalf("enrol by mail address, as given: exit %d\n%s%s", code, out, stderr)
+	}
+	out, stderr, code := mfabridge(t, b.env(), "user", "migrate", "--config", b.ConfigFile, "--dry-run")
+	if code != 0 || !strings.Contains(out, v.Mail+" -> "+v.UID+" (dry run)") {
+		t.Fatalf("user migrate --dry-run: exit %d\n%s%s", code, out, stderr)
+	}
+	out, stderr, code = mfabridge(t, b.env(), "user", "migrate", "--config", b.ConfigFile)
+	if code != 0 || !strings.Contains(out, v.Mail+" -> "+v.UID+"\n") || !strings.Contains(out, "1 renamed") {
+		t.Fatalf("user migrate: exit %d\n%s%s", code, out, stderr)
+	}
+	n = len(filterAudit(b.audit(t), v.UID))
+	resp, _, err = c.Exchange(harness.Request(secretLocal, v.UID, v.Password, true), replyWait)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec := b.waitRecord(t, v.UID, n); resp.Code != radius.CodeAccessChallenge {
+		t.Errorf("login after the migration: %v %+v, want the challenge of the enrolment", resp.Code, rec)
+	}
 }

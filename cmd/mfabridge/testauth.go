@@ -161,6 +161,7 @@ func ask(in *bufio.Reader, stdin io.Reader, stderr io.Writer, prompt string, hid
 }
 
 var attributeNames = map[radius.Type]string{
+	rfc2865.UserName_Type:       "User-Name",
 	rfc2865.ReplyMessage_Type:   "Reply-Message",
 	rfc2865.State_Type:          "State",
 	rfc2865.Class_Type:          "Class",
@@ -187,7 +188,7 @@ func printAttributes(w io.Writer, p *radius.Packet) {
 			if n, err := radius.Integer(a.Attribute); err == nil {
 				val = fmt.Sprint(n)
 			}
-		case a.Type == rfc2865.ReplyMessage_Type || a.Type == rfc2865.FilterID_Type || a.Type == rfc2865.Class_Type:
+		case a.Type == rfc2865.ReplyMessage_Type || a.Type == rfc2865.FilterID_Type || a.Type == rfc2865.Class_Type || a.Type == rfc2865.UserName_Type:
 			if utf8.Valid(a.Attribute) {
 				val = fmt.Sprintf("%q", string(a.Attribute))
 			}

@@ -47,6 +47,9 @@ server:
   radius_listen: ["{{.Radius}}"]
   admin_listen: "{{.Admin}}"
   max_in_flight_per_client: {{.MaxInFlight}}
+  # One client sends more in duplicate_window than the default share of
+  # the reply cache holds; a production NAS sends far less.
+  duplicate_cache_entries: 1048576
   pprof: {{.Pprof}}
 {{- if .ChallengeTimeout}}
   challenge_timeout: {{.ChallengeTimeout}}

@@ -147,13 +147,13 @@ mfabridge is running on %[1]s (RADIUS) with its configuration in
   %[2]s
 and the audit log in %[3]s/audit.log. Try it from another terminal:
 
-  %[4]s test-auth --server %[1]s --secret %[5]s --user alice
+  %[4]s test-auth --server %[1]s --secret file:%[3]s/radius.secret --user alice
       password Alice-demo-1, then the code this window prints for alice's
       authenticator app (Access-Challenge, then Access-Accept with Class "admins")
-  %[4]s test-auth --server %[1]s --secret %[5]s --user bob
+  %[4]s test-auth --server %[1]s --secret file:%[3]s/radius.secret --user bob
       password Bob-demo-2: rejected, bob has no second factor enrolled. Enrol him:
       %[4]s enrol totp --config %[2]s --user bob
-  %[4]s test-auth --server %[1]s --secret %[5]s --user carol
+  %[4]s test-auth --server %[1]s --secret file:%[3]s/radius.secret --user carol
       password Carol-demo-3: rejected, carol is in the deny group "leavers"
 
   radclient works too:
