@@ -405,8 +405,13 @@ func (c *Conversation) decide(ctx context.Context, p *radius.Packet, client *Cli
 			d = reject(ReasonBadUsername, msgFailed)
 		}
 	}
+	isEAP := p.Attributes.Get(typeEAPMessage) != nil
 	switch {
-	case p.Attributes.Get(typeEAPMessage) != nil:
+	case isEAP && (len(names) > 1 || err != nil):
+		// The User-Name is what the NAS logs and accounts under: one that
+		// cannot be compared with the card's user refuses the login.
+		d = c.eapRefusal(p, ReasonBadUsername)
+	case isEAP:
 		d = c.eapRequest(ctx, p, client, pol, login)
 	case isCHAP(p):
 		d = reject(ReasonUnsupportedAuth, msgUnsupported)

@@ -70,18 +70,13 @@ func (ci *certInfo) audit() *audit.Cert {
 // accounts and authorises the session by it.
 func (c *Conversation) eapRequest(ctx context.Context, p *radius.Packet, client *Client, pol *policy, login string) decision {
 	msg := rfc2869.EAPMessage_Get(p)
-	refuse := func(reason, message string) decision {
-		d := reject(reason, message)
-		if len(msg) >= 2 {
-			d.eap = eap.Failure(msg[1])
-		}
+	if c.eap == nil {
+		d := c.eapRefusal(p, ReasonEAPUnsupported)
+		d.message = msgEAP
 		return d
 	}
-	if c.eap == nil {
-		return refuse(ReasonEAPUnsupported, msgEAP)
-	}
 	if !pol.Smartcard {
-		return refuse(ReasonSmartcardNotAllowed, "")
+		return c.eapRefusal(p, ReasonSmartcardNotAllowed)
 	}
 	owner := eap.Owner{Client: client.Name, Station: callingStation(p)}
 	r := c.eap.Handle(owner, rfc2865.State_Get(p), msg)
@@ -155,6 +150,16 @@ func (c *Conversation) eapRequest(ctx context.Context, p *radius.Packet, client 
 	return d
 }
 
+// eapRefusal refuses an EAP request before any EAP work, with an
+// EAP-Failure for the identifier it carried.
+func (c *Conversation) eapRefusal(p *radius.Packet, reason string) decision {
+	d := reject(reason, "")
+	if msg := rfc2869.EAPMessage_Get(p); len(msg) >= 2 {
+		d.eap = eap.Failure(msg[1])
+	}
+	return d
+}
+
 // cardUser decides about the user a valid card belongs to.
 func (c *Conversation) cardUser(ctx context.Context, pol *policy, r eap.Reply, leaf *x509.Certificate, id factors.CertIdentity,
 	u *factors.User, login string) decision {
@@ -162,7 +167,11 @@ func (c *Conversation) cardUser(ctx context.Context, pol *policy, r eap.Reply, l
 		c.log.Warn("a card's SID is not its user's; refused", "user", u.Name, "cert_sid", id.SID)
 		return reject(ReasonCertSIDMismatch, "")
 	}
-	for _, claimed := range []string{r.Identity, login} {
+	claims := []string{r.Identity}
+	if login != "" {
+		claims = append(claims, login) // without a User-Name, the EAP identity is the claim
+	}
+	for _, claimed := range claims {
 		if !c.sameUser(ctx, claimed, id, u) {
 			c.log.Warn("EAP-TLS identity is not the card's user; refused", "user", u.Name, "claimed", printable(claimed, 256))
 			return reject(ReasonCertMismatch, msgMismatch)

@@ -570,11 +570,30 @@ func TestSMSPerUserLimit(t *testing.T) {
 		resp, rec := b.send(t, c, u.UID, tk.code(0), withState(st))
 		want(t, "app code past the limit", resp, rec, radius.CodeAccessAccept, "mfa_passed")
 	})
-	if v := b.metric(t, `mfabridge_factor_sends_total{factor="sms",result="rate_limited"}`); v < 2 {
-		t.Errorf("rate_limited sends counted %v, want 2", v)
+	t.Run("every spelling of the name counts on one limit", func(t *testing.T) {
+		number := uniqueMobile()
+		u := b.newPhoneUser(t, number)
+		names := []string{strings.ToUpper(u.UID), fullwidth(u.UID[:1]) + u.UID[1:], fullwidth(u.UID)}
+		var last *radius.Packet
+		var rec auditRecord
+		for _, name := range names {
+			n := len(filterAudit(b.audit(t), u.UID))
+			resp, _, err := c.Exchange(harness.Request(secretLocal, name, u.Password, true), replyWait)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last, rec = resp, b.waitRecord(t, u.UID, n)
+		}
+		want(t, "third login in the hour, under a third spelling", last, rec, radius.CodeAccessReject, "send_failed")
+		if n := len(b.fake.MessagesTo(number)); n != 2 {
+			t.Fatalf("%d messages to one user under three spellings, want the limit of 2", n)
+		}
+	})
+	if v := b.metric(t, `mfabridge_factor_sends_total{factor="sms",result="rate_limited"}`); v < 3 {
+		t.Errorf("rate_limited sends counted %v, want 3", v)
 	}
-	if v := b.metric(t, `mfabridge_factor_sends_total{factor="sms",result="sent"}`); v != 4 {
-		t.Errorf("sent counted %v, want 4", v)
+	if v := b.metric(t, `mfabridge_factor_sends_total{factor="sms",result="sent"}`); v != 6 {
+		t.Errorf("sent counted %v, want 6", v)
 	}
 }
 
