@@ -514,6 +514,26 @@ func (v *Validator) Identity(c *x509.Certificate) (factors.CertIdentity, error) 
 	return id, nil
 }
 
+// asn1String reads a DER string type as UTF-8, as UPNs are written (a
+// T61String is read as Latin-1).
+func asn1String(der []byte) (string, bool) {
+	var s string
+	if _, err := asn1.UnmarshalWithParams(der, &s, "utf8"); err != nil || !utf8.ValidString(s) {
+		return "", false
+	}
+	return s, true
+}
+
+// octetsOrString reads an OCTET STRING holding text, as AD CS writes the
+// SID, or a string type.
+func octetsOrString(der []byte) (string, bool) {
+	var b []byte
+	if _, err := asn1.Unmarshal(der, &b); err == nil && utf8.Valid(b) {
+		return string(b), true
+	}
+	return asn1String(der)
+}
+
 // oidSIDExtension is the strong certificate mapping extension of Active
 // Directory Certificate Services (KB5014754); its otherName holds the
 // SID as text.
@@ -529,17 +549,17 @@ func SID(c *x509.Certificate) string {
 		if !ext.Id.Equal(oidSIDExtension) {
 			continue
 		}
-		if s := otherName(ext.Value, oidSIDOtherName); strings.HasPrefix(s, "S-1-") {
+		if s := otherName(ext.Value, oidSIDOtherName, octetsOrString); strings.HasPrefix(s, "S-1-") {
 			return s
 		}
 	}
 	return ""
 }
 
-// otherName finds the otherName with id in a GeneralNames sequence and
-// returns its value, a string under [0] EXPLICIT (an OCTET STRING, or
-// a UTF8String as UPNs are written).
-func otherName(der []byte, id asn1.ObjectIdentifier) string {
+// otherName finds the first otherName with id in a GeneralNames sequence
+// whose value (the content of its [0] EXPLICIT) decode reads, and returns
+// it. A malformed sequence gives "".
+func otherName(der []byte, id asn1.ObjectIdentifier, decode func([]byte) (string, bool)) string {
 	var seq asn1.RawValue
 	if rest, err := asn1.Unmarshal(der, &seq); err != nil || len(rest) > 0 || !seq.IsCompound {
 		return ""
@@ -560,15 +580,10 @@ func otherName(der []byte, id asn1.ObjectIdentifier) string {
 		if _, err := asn1.UnmarshalWithParams(gn.FullBytes, &on, "tag:0"); err != nil || !on.ID.Equal(id) {
 			continue
 		}
-		var inner asn1.RawValue
-		if _, err := asn1.Unmarshal(on.Value.Bytes, &inner); err != nil || inner.Class != asn1.ClassUniversal {
-			continue
-		}
-		switch inner.Tag {
-		case asn1.TagOctetString, asn1.TagUTF8String, asn1.TagIA5String, asn1.TagPrintableString:
-			if utf8.Valid(inner.Bytes) {
-				return string(inner.Bytes)
-			}
+		// RawValue keeps the [0] EXPLICIT wrapper: its content is the
+		// value.
+		if v, ok := decode(on.Value.Bytes); ok {
+			return v
 		}
 	}
 	return ""
@@ -578,35 +593,8 @@ func otherName(der []byte, id asn1.ObjectIdentifier) string {
 // subject alternative name, which crypto/x509 does not expose, or "".
 func UPN(c *x509.Certificate) string {
 	for _, ext := range c.Extensions {
-		if !ext.Id.Equal(oidSAN) {
-			continue
-		}
-		var seq asn1.RawValue
-		if rest, err := asn1.Unmarshal(ext.Value, &seq); err != nil || len(rest) > 0 || !seq.IsCompound {
-			return ""
-		}
-		for b := seq.Bytes; len(b) > 0; {
-			var gn asn1.RawValue
-			var err error
-			if b, err = asn1.Unmarshal(b, &gn); err != nil {
-				return ""
-			}
-			if gn.Class != asn1.ClassContextSpecific || gn.Tag != 0 {
-				continue // not an otherName
-			}
-			var on struct {
-				ID    asn1.ObjectIdentifier
-				Value asn1.RawValue `asn1:"explicit,tag:0"`
-			}
-			if _, err := asn1.UnmarshalWithParams(gn.FullBytes, &on, "tag:0"); err != nil || !on.ID.Equal(oidUPN) {
-				continue
-			}
-			// RawValue keeps the [0] EXPLICIT wrapper: its content is the
-			// UTF8String.
-			var s string
-			if _, err := asn1.UnmarshalWithParams(on.Value.Bytes, &s, "utf8"); err == nil {
-				return s
-			}
+		if ext.Id.Equal(oidSAN) {
+			return otherName(ext.Value, oidUPN, asn1String)
 		}
 	}
 	return ""

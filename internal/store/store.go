@@ -393,32 +393,42 @@ func (s *Store) openCredential(sealed []byte, user string, c factors.Credential)
 	return s.aead.Open(nil, sealed[:n], sealed[n:], credentialAAD(user, c))
 }
 
+// sealedRow is a credential as the file holds it: sealed, with its
+// seal version.
+type sealedRow struct {
+	user   string
+	c      factors.Credential // Secret unset
+	sealed []byte
+	seal   int
+}
+
+// sealedRows reads the credentials that where (SQL on credentials)
+// selects, in tx.
+func sealedRows(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]sealedRow, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT user, method, secret, algorithm, digits, period, counter, active, seal FROM credentials WHERE `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []sealedRow
+	for rows.Next() {
+		var r sealedRow
+		var method string
+		var counter int64
+		if err := rows.Scan(&r.user, &method, &r.sealed, &r.c.Algorithm, &r.c.Digits, &r.c.Period, &counter, &r.c.Active, &r.seal); err != nil {
+			return nil, err
+		}
+		r.c.Method, r.c.Counter = factors.Method(method), uint64(counter)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // reseal seals every credential of an older seal version again, in the
 // migration's transaction.
 func (s *Store) reseal(ctx context.Context, tx *sql.Tx) error {
-	rows, err := tx.QueryContext(ctx, `SELECT user, method, secret, algorithm, digits, period, counter, active FROM credentials WHERE seal = 1`)
+	old, err := sealedRows(ctx, tx, `seal = 1`)
 	if err != nil {
-		return s.openError(err)
-	}
-	type row struct {
-		user   string
-		c      factors.Credential
-		sealed []byte
-	}
-	var old []row
-	for rows.Next() {
-		var r row
-		var method string
-		var counter int64
-		if err := rows.Scan(&r.user, &method, &r.sealed, &r.c.Algorithm, &r.c.Digits, &r.c.Period, &counter, &r.c.Active); err != nil {
-			rows.Close()
-			return s.openError(err)
-		}
-		r.c.Method, r.c.Counter = factors.Method(method), uint64(counter)
-		old = append(old, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return s.openError(err)
 	}
 	for _, r := range old {
@@ -806,40 +816,20 @@ func (s *Store) Rename(ctx context.Context, from, to string) error {
 	if taken > 0 {
 		return fmt.Errorf("%w: %s", ErrTaken, to)
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT method, secret, algorithm, digits, period, counter, active, seal FROM credentials WHERE user = ?`, from)
+	creds, err := sealedRows(ctx, tx, `user = ?`, from)
 	if err != nil {
 		return s.writeError(err)
 	}
-	type row struct {
-		c    factors.Credential
-		seal []byte
-	}
-	var creds []row
-	for rows.Next() {
-		var r row
-		var method string
-		var counter int64
-		var v int
-		if err := rows.Scan(&method, &r.seal, &r.c.Algorithm, &r.c.Digits, &r.c.Period, &counter, &r.c.Active, &v); err != nil {
-			rows.Close()
-			return s.writeError(err)
+	for _, r := range creds {
+		if r.seal != sealVersion {
+			return fmt.Errorf("store: the %s secret of %q is sealed as version %d", r.c.Method, from, r.seal)
 		}
-		r.c.Method, r.c.Counter = factors.Method(method), uint64(counter)
-		if v != sealVersion {
-			rows.Close()
-			return fmt.Errorf("store: the %s secret of %q is sealed as version %d", method, from, v)
-		}
-		creds = append(creds, r)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return s.writeError(err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE users SET name = ? WHERE name = ?`, to, from); err != nil {
 		return s.writeError(err)
 	}
 	for _, r := range creds {
-		secret, err := s.openCredential(r.seal, from, r.c)
+		secret, err := s.openCredential(r.sealed, from, r.c)
 		if err != nil {
 			return fmt.Errorf("store: the %s secret of %q does not open under store.key (altered or moved row)", r.c.Method, from)
 		}
