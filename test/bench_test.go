@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,11 +29,7 @@ func TestBenchSmoke(t *testing.T) {
 	// Built and run directly rather than with go run, so that a hung run
 	// is killed with everything it started (its servers die with it).
 	bin := filepath.Join(t.TempDir(), "bench")
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		gobin = "go"
-	}
-	build := exec.Command(gobin, "build", "-o", bin, "./test/bench")
+	build := exec.Command(harness.GoTool(), "build", "-o", bin, "./test/bench")
 	build.Dir = root
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {

@@ -501,7 +501,8 @@ func TestFaultStoreDisk(t *testing.T) {
 			resp, rec := b.send(t, c, us[0].UID, us[0].Password+tks[0].code(0))
 			want(t, "login before the fault", resp, rec, radius.CodeAccessAccept, "mfa_passed")
 
-			how, undo := "", func() {}
+			var how string
+			var undo func()
 			if fault == "read-only" {
 				how, undo = makeReadOnly(t, storeDir)
 			} else {

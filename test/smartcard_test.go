@@ -74,12 +74,6 @@ func (s *cardSetup) issue(t *testing.T, ca *harness.CA, name string, o harness.C
 	return card{cert, key, x}
 }
 
-func (s *cardSetup) card(t *testing.T, name string, o harness.CardOptions) (cert, key string) {
-	t.Helper()
-	c := s.issue(t, nil, name, o)
-	return c.cert, c.key
-}
-
 func (s *cardSetup) newCA(t *testing.T, name string) *harness.CA {
 	t.Helper()
 	ca, err := harness.NewCA(s.dir, name)

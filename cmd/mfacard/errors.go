@@ -10,8 +10,9 @@ import (
 // sentinels and types let tests and callers tell them apart with
 // errors.Is and errors.As.
 var (
-	errNoService  = errors.New("the PC/SC service (pcscd) is not running: start it with systemctl start pcscd")
-	errNoReaders  = errors.New("no smartcard reader was found: connect the reader (pcscd needs a driver for it, such as libccid for USB readers) and try again")
+	errNoService = errors.New("the PC/SC service (pcscd) is not running: start it with systemctl start pcscd")
+	errNoReaders = errors.New("no smartcard reader was found: connect the reader (pcscd needs a driver for it, such as libccid for USB readers) and try again")
+	//lint:ignore U1000 used by stub.go, in builds without cgo
 	errNoPCSC     = errors.New("mfacard was built without PC/SC support (CGO_ENABLED=0 or -tags nopcsc); build it with cgo and libpcsclite-dev")
 	errNoPIV      = errors.New("the card has no PIV application: mfacard reads PIV smartcards (such as YubiKey PIV or government PIV/CAC cards), and this card is another kind")
 	errNoCert     = errors.New("the card holds no certificate in slot 9A (PIV authentication): have the card's issuer load one onto it")

@@ -6,10 +6,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"go/build"
 	"io"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -24,7 +24,7 @@ type Package struct {
 // List returns pkg (a pattern such as ".") and everything it imports.
 func List(t testing.TB, pkg string) []Package {
 	t.Helper()
-	gotool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	gotool := filepath.Join(build.Default.GOROOT, "bin", "go")
 	if _, err := exec.LookPath(gotool); err != nil {
 		if gotool, err = exec.LookPath("go"); err != nil {
 			t.Fatal("no go tool to list dependencies:", err)

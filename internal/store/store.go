@@ -749,17 +749,6 @@ func (s *Store) flushUsed() {
 	}
 }
 
-func (s *Store) exec1(ctx context.Context, q string, args ...any) error {
-	res, err := s.db.ExecContext(ctx, q, args...)
-	if err != nil {
-		return s.writeError(err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
-	}
-	return nil
-}
-
 // Import stores every credential in one transaction: all or nothing.
 func (s *Store) Import(ctx context.Context, users []string, creds []factors.Credential, replace bool) error {
 	if len(users) != len(creds) {

@@ -102,7 +102,7 @@ func (c *Client) Call(_ context.Context, to, twiml string) (string, error) {
 		return "", sendError(factors.Voice, err)
 	}
 	if call == nil || call.Sid == nil {
-		return "", &factors.SendError{Method: factors.Voice, Err: errors.New("Twilio returned no call SID")}
+		return "", &factors.SendError{Method: factors.Voice, Err: errors.New("twilio returned no call SID")}
 	}
 	return *call.Sid, nil
 }
@@ -124,7 +124,7 @@ func sendError(m factors.Method, err error) error {
 	// explains it say enough.
 	var te *client.TwilioRestError
 	if errors.As(err, &te) {
-		return &factors.SendError{Method: m, Code: te.Code, Status: te.Status, Err: fmt.Errorf("Twilio error, see %s", te.MoreInfo)}
+		return &factors.SendError{Method: m, Code: te.Code, Status: te.Status, Err: fmt.Errorf("twilio error, see %s", te.MoreInfo)}
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -134,7 +134,7 @@ func sendError(m factors.Method, err error) error {
 	// twilio-go names the HTTP status only in its message.
 	if st := httpStatusRE.FindStringSubmatch(err.Error()); st != nil {
 		code, _ := strconv.Atoi(st[1])
-		return &factors.SendError{Method: m, Status: code, Err: errors.New("Twilio answered with an error that is not Twilio's JSON")}
+		return &factors.SendError{Method: m, Status: code, Err: errors.New("twilio answered with an error that is not its JSON")}
 	}
 	return &factors.SendError{Method: m, Err: errors.New("request to Twilio failed")}
 }

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"go/build"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,7 +28,7 @@ func BuildBridge(dir string) (string, error) {
 		args = append(args, "-race")
 	}
 	args = append(args, "./cmd/mfabridge")
-	cmd := exec.Command(goTool(), args...)
+	cmd := exec.Command(GoTool(), args...)
 	cmd.Dir = root
 	if !RaceEnabled {
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -39,8 +39,10 @@ func BuildBridge(dir string) (string, error) {
 	return bin, nil
 }
 
-func goTool() string {
-	p := filepath.Join(runtime.GOROOT(), "bin", "go")
+// GoTool is the go command of the toolchain running the tests, or the
+// one on PATH.
+func GoTool() string {
+	p := filepath.Join(build.Default.GOROOT, "bin", "go")
 	if _, err := os.Stat(p); err == nil {
 		return p
 	}

@@ -18,7 +18,7 @@ func BuildBridgePlain(dir string) (string, error) {
 		return "", err
 	}
 	bin := filepath.Join(dir, "mfabridge-plain")
-	cmd := exec.Command(goTool(), "build", "-o", bin, "./cmd/mfabridge")
+	cmd := exec.Command(GoTool(), "build", "-o", bin, "./cmd/mfabridge")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {

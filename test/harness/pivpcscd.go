@@ -77,7 +77,7 @@ func BuildMfacard(dir string) (string, error) {
 	if RaceEnabled {
 		args = append(args, "-race")
 	}
-	cmd := exec.Command(goTool(), append(args, "./cmd/mfacard")...)
+	cmd := exec.Command(GoTool(), append(args, "./cmd/mfacard")...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
 	if out, err := cmd.CombinedOutput(); err != nil {
