@@ -81,14 +81,14 @@ func Load(path string) (*Config, error) {
 func Parse(name string, data []byte) (*Config, error) {
 	fail := func(p ...Problem) (*Config, error) { return nil, &Error{File: name, Problems: p} }
 	if len(bytes.TrimSpace(data)) == 0 {
-		return fail(Problem{Message: "the file is empty", Hint: "start from the example in the README"})
+		return fail(Problem{Message: "the file is empty", Hint: "start from the example in the README, or one in examples/"})
 	}
 
 	var root yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&root); err != nil {
 		if errors.Is(err, io.EOF) {
-			return fail(Problem{Message: "the file is empty", Hint: "start from the example in the README"})
+			return fail(Problem{Message: "the file is empty", Hint: "start from the example in the README, or one in examples/"})
 		}
 		return fail(syntaxProblem(err))
 	}
@@ -99,7 +99,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	if len(root.Content) == 0 || root.Content[0].Kind != yaml.MappingNode {
 		return fail(Problem{Line: root.Line, Message: "the top level must be a mapping of sections (server:, clients:, ldap:, …)",
-			Hint: "start from the example in the README"})
+			Hint: "start from the example in the README, or one in examples/"})
 	}
 
 	c := Default()
@@ -387,5 +387,5 @@ func describeType(tag, val, into string) (msg, hint string) {
 	case into == "string":
 		return fmt.Sprintf("expected a single value, found %s", found), "write one value; quote it if it contains : or #"
 	}
-	return fmt.Sprintf("expected %s, found %s", strings.TrimPrefix(into, "config."), found), "see the configuration reference in the README"
+	return fmt.Sprintf("expected %s, found %s", strings.TrimPrefix(into, "config."), found), "see the configuration reference, docs/configuration.md"
 }

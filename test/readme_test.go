@@ -11,48 +11,73 @@ import (
 	"github.com/mfabridge/mfabridge/config"
 )
 
-// TestREADMEExamples loads every YAML example in the README: the
-// documentation must not show a configuration that does not load.
-func TestREADMEExamples(t *testing.T) {
-	b, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(b, -1)
-	if len(blocks) == 0 {
-		t.Fatal("no YAML example in the README")
-	}
-	for i, m := range blocks {
-		if _, err := config.Parse("README.md example", m[1]); err != nil {
-			t.Errorf("example %d does not load:\n%v", i+1, err)
+// docs returns the README and every file under docs/, by name.
+func docs(t *testing.T) map[string][]byte {
+	t.Helper()
+	files, _ := filepath.Glob("../docs/*.md")
+	out := map[string][]byte{}
+	for _, f := range append(files, "../README.md") {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
 		}
+		out[strings.TrimPrefix(f, "../")] = b
+	}
+	if len(out) < 5 {
+		t.Fatalf("only %d documents", len(out))
+	}
+	return out
+}
+
+// TestREADMEExamples loads every YAML example in the README and the docs:
+// the documentation must not show a configuration that does not load.
+func TestREADMEExamples(t *testing.T) {
+	n := 0
+	for name, b := range docs(t) {
+		for i, m := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllSubmatch(b, -1) {
+			n++
+			if _, err := config.Parse(name+" example", m[1]); err != nil {
+				t.Errorf("%s example %d does not load:\n%v", name, i+1, err)
+			}
+		}
+	}
+	if n < 4 {
+		t.Fatalf("only %d YAML examples in the documentation", n)
 	}
 }
 
-// TestREADMEReasons holds the README's table of audit reasons against the
-// code: every reason code the code can write is in the table. The codes
-// are the string constants named Reason… in radius and factors, and the
-// cert_… codes of factors/smartcard.
-func TestREADMEReasons(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	start := bytes.Index(readme, []byte("| reason | outcome | meaning |"))
+// table returns the backticked names in the first column of the
+// Markdown table that follows header in doc.
+func table(t *testing.T, doc []byte, header string) map[string]bool {
+	t.Helper()
+	start := bytes.Index(doc, []byte(header))
 	if start < 0 {
-		t.Fatal("no reason table in the README")
+		t.Fatalf("no table %q", header)
 	}
-	table := readme[start:]
-	if end := bytes.Index(table, []byte("\n\n")); end > 0 {
-		table = table[:end]
+	tbl := doc[start:]
+	if end := bytes.Index(tbl, []byte("\n\n")); end > 0 {
+		tbl = tbl[:end]
 	}
-	documented := map[string]bool{}
-	for _, m := range regexp.MustCompile("`([a-z_]+)`").FindAllSubmatch(table, -1) {
-		documented[string(m[1])] = true
+	out := map[string]bool{}
+	for _, row := range strings.Split(string(tbl), "\n")[2:] {
+		cells := strings.Split(row, "|")
+		if len(cells) < 3 {
+			continue
+		}
+		for _, m := range regexp.MustCompile("`([a-z_0-9]+)`").FindAllStringSubmatch(cells[1], -1) {
+			out[m[1]] = true
+		}
 	}
-	codes := map[string]string{} // code → where
-	for _, dir := range []string{"../radius", "../factors"} {
-		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	return out
+}
+
+// codeStrings finds every first submatch of re in the Go files (tests
+// left out) of dirs.
+func codeStrings(t *testing.T, re *regexp.Regexp, dirs ...string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, dir := range dirs {
+		files, _ := filepath.Glob(filepath.Join("..", dir, "*.go"))
 		for _, f := range files {
 			if strings.HasSuffix(f, "_test.go") {
 				continue
@@ -61,27 +86,58 @@ func TestREADMEReasons(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, m := range regexp.MustCompile(`(?m)^\s*Reason\w*\s*=\s*"([a-z_]+)"`).FindAllSubmatch(src, -1) {
-				codes[string(m[1])] = f
+			for _, m := range re.FindAllSubmatch(src, -1) {
+				out[string(m[1])] = strings.TrimPrefix(f, "../")
 			}
 		}
 	}
-	src, err := os.ReadFile("../factors/smartcard/smartcard.go")
-	if err != nil {
-		t.Fatal(err)
+	return out
+}
+
+// TestREADMEReasons holds the table of audit reasons in
+// docs/operations.md against the code, both ways: every reason code the
+// code can write has a row, and every row names a code the code has. The
+// codes are the string constants named Reason… in radius and factors,
+// and the cert_… codes of factors/smartcard.
+func TestREADMEReasons(t *testing.T) {
+	documented := table(t, docs(t)["docs/operations.md"], "| reason | outcome | meaning |")
+	codes := codeStrings(t, regexp.MustCompile(`(?m)^\s*Reason\w*\s*=\s*"([a-z_]+)"`), "radius", "factors")
+	for c, w := range codeStrings(t, regexp.MustCompile(`"(cert_[a-z_]+)"`), "factors/smartcard") {
+		codes[c] = w
 	}
-	for _, m := range regexp.MustCompile(`"(cert_[a-z_]+)"`).FindAllSubmatch(src, -1) {
-		codes[string(m[1])] = "factors/smartcard"
-	}
+	delete(codes, "eap_continue") // counted, never audited
 	if len(codes) < 50 {
 		t.Fatalf("found only %d reason codes in the code: the pattern no longer matches", len(codes))
 	}
 	for code, where := range codes {
-		if code == "eap_continue" {
-			continue // counted, never audited
-		}
 		if !documented[code] {
-			t.Errorf("reason %q (%s) is not in the README's reason table", code, where)
+			t.Errorf("reason %q (%s) has no row in the reason table of docs/operations.md", code, where)
+		}
+	}
+	for code := range documented {
+		if _, ok := codes[code]; !ok {
+			t.Errorf("the reason table of docs/operations.md lists %q, which no code writes", code)
+		}
+	}
+}
+
+// TestREADMEMetrics holds the metrics table of docs/operations.md against
+// the metric names the code registers, both ways.
+func TestREADMEMetrics(t *testing.T) {
+	documented := table(t, docs(t)["docs/operations.md"], "| metric | labels | meaning |")
+	names := codeStrings(t, regexp.MustCompile(`"(mfabridge_[a-z_]+)"`), "radius", "ldapbind", "internal/state", "internal/store",
+		"factors", "factors/otp", "factors/sms", "factors/voice", "factors/smartcard", "cmd/mfabridge")
+	if len(names) < 10 {
+		t.Fatalf("found only %d metric names in the code", len(names))
+	}
+	for n, where := range names {
+		if !documented[n] {
+			t.Errorf("metric %s (%s) has no row in the metrics table of docs/operations.md", n, where)
+		}
+	}
+	for n := range documented {
+		if _, ok := names[n]; !ok {
+			t.Errorf("the metrics table of docs/operations.md lists %s, which no code registers", n)
 		}
 	}
 }
