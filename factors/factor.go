@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/mfabridge/mfabridge/internal/audit"
 )
 
 // Method names a second factor, as written in policies.
@@ -24,7 +26,7 @@ const (
 
 // ErrCertNotEnrolled is a valid certificate that is not the one enrolled
 // for its user (match_stored_certificate).
-var ErrCertNotEnrolled = errors.New("the certificate is not the one enrolled for the user")
+var ErrCertNotEnrolled error = &audit.Refusal{Reason: audit.ReasonCertNotEnrolled, Msg: "the certificate is not the one enrolled for the user"}
 
 // CertIdentity is who a client certificate says it belongs to.
 type CertIdentity struct {

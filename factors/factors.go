@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/mfabridge/mfabridge/internal/audit"
 )
 
 // User is a directory entry after a successful primary authentication or
@@ -72,31 +74,19 @@ var ErrUnavailable = errors.New("backend unavailable")
 // password: Active Directory reports these only when the password was
 // right, so they must never be shown to someone who might not know it.
 type AccountError struct {
-	Reason string // a stable reason code, see the Reason constants
+	Reason audit.Reason // a stable reason code
 	// User is the canonical name of the account refused, when the refusal
 	// comes from a lookup (a smartcard login); "" otherwise.
 	User string
 }
 
-func (e *AccountError) Error() string { return "account refused: " + e.Reason }
-
-// Reason codes for account refusals; they appear in audit records and are
-// part of the documented interface.
-const (
-	ReasonAccountDisabled    = "account_disabled"
-	ReasonAccountLocked      = "account_locked"
-	ReasonAccountExpired     = "account_expired"
-	ReasonPasswordExpired    = "password_expired"
-	ReasonPasswordMustChange = "password_must_change"
-	ReasonLogonHours         = "logon_hours"
-	ReasonWorkstation        = "workstation_restricted"
-)
+func (e *AccountError) Error() string { return "account refused: " + string(e.Reason) }
 
 // IsPasswordExpiry reports whether err says the password must be changed,
 // which report_password_expiry may tell the user.
 func IsPasswordExpiry(err error) bool {
 	var ae *AccountError
-	return errors.As(err, &ae) && (ae.Reason == ReasonPasswordExpired || ae.Reason == ReasonPasswordMustChange)
+	return errors.As(err, &ae) && (ae.Reason == audit.ReasonPasswordExpired || ae.Reason == audit.ReasonPasswordMustChange)
 }
 
 // Unavailable wraps err as ErrUnavailable with context.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
+	"github.com/mfabridge/mfabridge/internal/audit"
 	"github.com/mfabridge/mfabridge/internal/username"
 )
 
@@ -255,7 +256,7 @@ const adNeverExpires = 0x7FFFFFFFFFFFFFFF
 
 // disabled returns the reason an entry may not log in without a
 // password check to say so, or "".
-func disabled(e *ldap.Entry, now time.Time) string {
+func disabled(e *ldap.Entry, now time.Time) audit.Reason {
 	for _, a := range []string{"userAccountControl", "msDS-User-Account-Control-Computed"} {
 		v := e.GetAttributeValue(a)
 		if v == "" {
@@ -263,29 +264,29 @@ func disabled(e *ldap.Entry, now time.Time) string {
 		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return factors.ReasonAccountDisabled // unreadable: refuse rather than guess
+			return audit.ReasonAccountDisabled // unreadable: refuse rather than guess
 		}
 		switch {
 		case n&uacAccountDisable != 0:
-			return factors.ReasonAccountDisabled
+			return audit.ReasonAccountDisabled
 		case n&uacLockout != 0:
-			return factors.ReasonAccountLocked
+			return audit.ReasonAccountLocked
 		}
 	}
 	if v := e.GetAttributeValue("accountExpires"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return factors.ReasonAccountExpired
+			return audit.ReasonAccountExpired
 		}
 		if n != 0 && n != adNeverExpires && !now.Before(fileTime(n)) {
-			return factors.ReasonAccountExpired
+			return audit.ReasonAccountExpired
 		}
 	}
 	if e.GetAttributeValue("pwdAccountLockedTime") != "" {
-		return factors.ReasonAccountLocked
+		return audit.ReasonAccountLocked
 	}
 	if strings.EqualFold(e.GetAttributeValue("nsAccountLock"), "true") {
-		return factors.ReasonAccountDisabled
+		return audit.ReasonAccountDisabled
 	}
 	return ""
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/mfabridge/mfabridge/factors"
+	"github.com/mfabridge/mfabridge/internal/audit"
 )
 
 // adDataRE finds the sub-code Active Directory puts in the diagnostic
@@ -18,14 +19,14 @@ var adDataRE = regexp.MustCompile(`data ([0-9a-fA-F]{3,8})`)
 // adReasons maps AD sub-codes to reasons. 525 (no such user) and 52e (bad
 // password) are the ordinary failure; the others are reported by AD only
 // when the password was right.
-var adReasons = map[string]string{
-	"530": factors.ReasonLogonHours,
-	"531": factors.ReasonWorkstation,
-	"532": factors.ReasonPasswordExpired,
-	"533": factors.ReasonAccountDisabled,
-	"701": factors.ReasonAccountExpired,
-	"773": factors.ReasonPasswordMustChange,
-	"775": factors.ReasonAccountLocked,
+var adReasons = map[string]audit.Reason{
+	"530": audit.ReasonLogonHours,
+	"531": audit.ReasonWorkstation,
+	"532": audit.ReasonPasswordExpired,
+	"533": audit.ReasonAccountDisabled,
+	"701": audit.ReasonAccountExpired,
+	"773": audit.ReasonPasswordMustChange,
+	"775": audit.ReasonAccountLocked,
 }
 
 // bindError classifies the error of a user bind.

@@ -10,6 +10,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/mfabridge/mfabridge/factors"
+	"github.com/mfabridge/mfabridge/internal/audit"
 )
 
 // adError is result 49 as Active Directory sends it, with sub-code data.
@@ -22,23 +23,23 @@ func TestBindError(t *testing.T) {
 	tests := []struct {
 		name   string
 		err    error
-		reason string // the AccountError's reason; "" for ErrBadCredentials
-		down   bool   // ErrUnavailable
+		reason audit.Reason // the AccountError's reason; "" for ErrBadCredentials
+		down   bool         // ErrUnavailable
 	}{
 		{"525 no such user", adError("525"), "", false},
 		{"52e bad password", adError("52e"), "", false},
 		{"52E upper case", adError("52E"), "", false},
-		{"530 logon hours", adError("530"), factors.ReasonLogonHours, false},
-		{"531 workstation", adError("531"), factors.ReasonWorkstation, false},
-		{"532 password expired", adError("532"), factors.ReasonPasswordExpired, false},
-		{"533 disabled", adError("533"), factors.ReasonAccountDisabled, false},
-		{"701 account expired", adError("701"), factors.ReasonAccountExpired, false},
-		{"773 must change", adError("773"), factors.ReasonPasswordMustChange, false},
-		{"775 locked", adError("775"), factors.ReasonAccountLocked, false},
+		{"530 logon hours", adError("530"), audit.ReasonLogonHours, false},
+		{"531 workstation", adError("531"), audit.ReasonWorkstation, false},
+		{"532 password expired", adError("532"), audit.ReasonPasswordExpired, false},
+		{"533 disabled", adError("533"), audit.ReasonAccountDisabled, false},
+		{"701 account expired", adError("701"), audit.ReasonAccountExpired, false},
+		{"773 must change", adError("773"), audit.ReasonPasswordMustChange, false},
+		{"775 locked", adError("775"), audit.ReasonAccountLocked, false},
 		{"unknown sub-code", adError("999"), "", false},
 		{"OpenLDAP result 49", ldap.NewError(ldap.LDAPResultInvalidCredentials, errors.New("invalid credentials")), "", false},
 		{"result 49 without text", ldap.NewError(ldap.LDAPResultInvalidCredentials, nil), "", false},
-		{"wrapped", fmt.Errorf("bind: %w", adError("775")), factors.ReasonAccountLocked, false},
+		{"wrapped", fmt.Errorf("bind: %w", adError("775")), audit.ReasonAccountLocked, false},
 		{"unwilling to perform", ldap.NewError(ldap.LDAPResultUnwillingToPerform, errors.New("account locked")), "", false},
 		{"inappropriate authentication", ldap.NewError(ldap.LDAPResultInappropriateAuthentication, nil), "", false},
 		{"constraint violation", ldap.NewError(ldap.LDAPResultConstraintViolation, nil), "", false},

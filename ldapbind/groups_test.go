@@ -8,6 +8,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/mfabridge/mfabridge/factors"
+	"github.com/mfabridge/mfabridge/internal/audit"
 )
 
 func TestGroupMatcher(t *testing.T) {
@@ -78,22 +79,22 @@ func TestDisabled(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		e    *ldap.Entry
-		want string
+		want audit.Reason
 	}{
 		{"nothing", entry(), ""},
 		{"normal account", entry("userAccountControl", "512"), ""},
-		{"disabled", entry("userAccountControl", "514"), factors.ReasonAccountDisabled},
-		{"locked (stored)", entry("userAccountControl", "528"), factors.ReasonAccountLocked},
-		{"locked (computed)", entry("userAccountControl", "512", "msDS-User-Account-Control-Computed", "16"), factors.ReasonAccountLocked},
+		{"disabled", entry("userAccountControl", "514"), audit.ReasonAccountDisabled},
+		{"locked (stored)", entry("userAccountControl", "528"), audit.ReasonAccountLocked},
+		{"locked (computed)", entry("userAccountControl", "512", "msDS-User-Account-Control-Computed", "16"), audit.ReasonAccountLocked},
 		{"password expired (computed) is no lockout", entry("msDS-User-Account-Control-Computed", "8388608"), ""},
-		{"unreadable flags", entry("userAccountControl", "lots"), factors.ReasonAccountDisabled},
-		{"expired yesterday", entry("accountExpires", ft(now.Add(-24*time.Hour))), factors.ReasonAccountExpired},
+		{"unreadable flags", entry("userAccountControl", "lots"), audit.ReasonAccountDisabled},
+		{"expired yesterday", entry("accountExpires", ft(now.Add(-24*time.Hour))), audit.ReasonAccountExpired},
 		{"expires tomorrow", entry("accountExpires", ft(now.Add(24*time.Hour))), ""},
 		{"never expires (0)", entry("accountExpires", "0"), ""},
 		{"never expires (max)", entry("accountExpires", "9223372036854775807"), ""},
-		{"unreadable expiry", entry("accountExpires", "soon"), factors.ReasonAccountExpired},
-		{"ppolicy lock", entry("pwdAccountLockedTime", "20260101000000Z"), factors.ReasonAccountLocked},
-		{"389 lock", entry("nsAccountLock", "TRUE"), factors.ReasonAccountDisabled},
+		{"unreadable expiry", entry("accountExpires", "soon"), audit.ReasonAccountExpired},
+		{"ppolicy lock", entry("pwdAccountLockedTime", "20260101000000Z"), audit.ReasonAccountLocked},
+		{"389 lock", entry("nsAccountLock", "TRUE"), audit.ReasonAccountDisabled},
 	} {
 		if got := disabled(tc.e, now); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)

@@ -190,54 +190,10 @@ const (
 	msgMismatch    = "The identity given is not the card's."
 )
 
-// Reason codes in audit records and the mfabridge_decisions_total metric.
-// They are stable: admins alert on them.
-const (
-	ReasonBypassGroup       = "bypass_group"            // accepted: member of a bypass group
-	ReasonMFAOffPolicy      = "mfa_off"                 // accepted: the policy has mfa: off
-	ReasonOptionalNoMethods = "mfa_optional_unenrolled" // accepted: mfa optional, user holds no method
-	ReasonUnenrolledAllowed = "unenrolled_allowed"      // accepted: mfa required, unenrolled: allow
-	ReasonMFA               = "mfa_passed"              // accepted: password and second factor
-	ReasonRemembered        = "remembered"              // accepted: password alone inside the remember window
-	ReasonChallenge         = "challenge_sent"          // challenged: the password was right
-	ReasonMethodStarted     = "method_started"          // challenged: a text message or call was chosen from the menu
-	ReasonChallengePending  = "approval_pending"        // challenged: Enter pressed before # on the phone
-	ReasonRetry             = "wrong_code_retry"        // challenged again after a wrong code
-	ReasonReplayRetry       = "code_replayed_retry"     // challenged again after a code used before
-	ReasonBadRequest        = "bad_request"             // no usable User-Name or User-Password
-	ReasonBadUsername       = "bad_username"            // control characters, too long, empty after stripping
-	ReasonUnsupportedAuth   = "unsupported_auth"        // CHAP or MS-CHAP
-	ReasonEAPUnsupported    = "eap_unsupported"         // EAP-Message without EAP support
-	ReasonEmptyPassword     = "empty_password"          // refused before any LDAP call
-	ReasonBadCredentials    = "bad_credentials"         // wrong password or unknown user
-	ReasonDirectoryDown     = "directory_unavailable"
-	ReasonStoreDown         = "store_unavailable"
-	ReasonDeniedGroup       = "deny_group"
-	ReasonNotInRequired     = "not_in_required_group"
-	ReasonMFAUnavailable    = "mfa_unavailable" // mfa required, no factor can be offered
-	ReasonNotEnrolled       = "not_enrolled"    // mfa required, the user holds no offered method
-	ReasonWrongCode         = "wrong_code"
-	ReasonReplayedCode      = "code_replayed" // a right code used before
-	ReasonCodeMissing       = "code_missing"  // append mode without a code after the password
-	ReasonAttemptsExhausted = "attempts_exhausted"
-	ReasonCodeSent          = "code_sent"           // append mode: "password,sms" sent a code; log in again with it
-	ReasonSendFailed        = "send_failed"         // a text message or call failed, or a limit refused it, and nothing else is left
-	ReasonMethodUnavailable = "method_unavailable"  // append mode asked for a method the user cannot use
-	ReasonRefused           = "call_refused"        // a key other than # was pressed
-	ReasonApprovalTimeout   = "approval_timeout"    // no # in time
-	ReasonLockedPassword    = "locked_out_password" // too many wrong passwords
-	ReasonLockedCode        = "locked_out_code"     // too many wrong codes
-	ReasonStateDown         = "state_unavailable"   // the ephemeral state cannot be read or written: refused, never let through
-	ReasonUnknownState      = "unknown_state"       // a State this server did not issue, used, or expired
-	ReasonStateMismatch     = "state_mismatch"      // a State from another client or for another user
-	ReasonPolicyMissing     = "policy_missing"
-	ReasonInternal          = "internal_error"
-)
-
 // decision is the outcome of one request.
 type decision struct {
 	code    radius.Code
-	reason  string
+	reason  audit.Reason
 	message string // Reply-Message; "" for none
 	attrs   radius.Attributes
 	// user is the canonical name of the user decided about, or the
@@ -255,11 +211,11 @@ type decision struct {
 	quiet  bool // an EAP round in the middle of a handshake: counted, not audited
 }
 
-func reject(reason, message string) decision {
+func reject(reason audit.Reason, message string) decision {
 	return decision{code: radius.CodeAccessReject, reason: reason, message: message}
 }
 
-func accept(reason string, attrs radius.Attributes) decision {
+func accept(reason audit.Reason, attrs radius.Attributes) decision {
 	return decision{code: radius.CodeAccessAccept, reason: reason, attrs: attrs}
 }
 
@@ -280,7 +236,7 @@ func (c *Conversation) ServeRADIUS(w radius.ResponseWriter, r *radius.Request) {
 	p := c.policyFor(info.client, r.Packet)
 	var d decision
 	if p == nil {
-		d = reject(ReasonPolicyMissing, msgFailed)
+		d = reject(audit.ReasonPolicyMissing, msgFailed)
 	} else {
 		d = c.decide(r.Context(), r.Packet, info.client, p)
 	}
@@ -333,7 +289,7 @@ func (c *Conversation) record(r *radius.Request, info *requestInfo, p *policy, d
 	case radius.CodeAccessChallenge:
 		outcome = audit.Challenge
 	}
-	c.metrics.Decisions.WithLabelValues(outcome, d.reason).Inc()
+	c.metrics.Decisions.WithLabelValues(outcome, string(d.reason)).Inc()
 	if d.quiet {
 		return
 	}
@@ -399,10 +355,10 @@ func (c *Conversation) decide(ctx context.Context, p *radius.Packet, client *Cli
 	var err error
 	switch {
 	case len(names) != 1:
-		d = reject(ReasonBadRequest, msgFailed)
+		d = reject(audit.ReasonBadRequest, msgFailed)
 	default:
 		if login, err = username.Normalise(names[0], c.username); err != nil {
-			d = reject(ReasonBadUsername, msgFailed)
+			d = reject(audit.ReasonBadUsername, msgFailed)
 		}
 	}
 	isEAP := p.Attributes.Get(typeEAPMessage) != nil
@@ -410,11 +366,11 @@ func (c *Conversation) decide(ctx context.Context, p *radius.Packet, client *Cli
 	case isEAP && (len(names) > 1 || err != nil):
 		// The User-Name is what the NAS logs and accounts under: one that
 		// cannot be compared with the card's user refuses the login.
-		d = c.eapRefusal(p, ReasonBadUsername)
+		d = c.eapRefusal(p, audit.ReasonBadUsername)
 	case isEAP:
 		d = c.eapRequest(ctx, p, client, pol, login)
 	case isCHAP(p):
-		d = reject(ReasonUnsupportedAuth, msgUnsupported)
+		d = reject(audit.ReasonUnsupportedAuth, msgUnsupported)
 	case d.code == 0:
 		d = c.decideUser(ctx, p, client, pol, login)
 	}

@@ -239,7 +239,7 @@ func TestConversationOneIdentityForEveryName(t *testing.T) {
 	// The State of a challenge is the name's it was issued for, or the
 	// user's: not another user's.
 	st := rfc2865.State_Get(f.ask("alice@mail.example.org", rightPassword))
-	if resp := f.ask("bob", goodCode, withState(st)); resp.Code != radius.CodeAccessReject || f.last().Reason != ReasonStateMismatch {
+	if resp := f.ask("bob", goodCode, withState(st)); resp.Code != radius.CodeAccessReject || f.last().Reason != audit.ReasonStateMismatch {
 		t.Errorf("alice's State answered as bob: %v %q", resp.Code, f.last().Reason)
 	}
 }
@@ -257,7 +257,7 @@ func TestConversationUnknownNamesKeepNoState(t *testing.T) {
 	if got := f.dir.decoys.Load(); got != 200 {
 		t.Errorf("%d decoy binds, want 200 (one per unknown name)", got)
 	}
-	if r := f.last(); r.Reason != ReasonBadCredentials {
+	if r := f.last(); r.Reason != audit.ReasonBadCredentials {
 		t.Errorf("reason %q: an unknown name must look like a wrong password", r.Reason)
 	}
 }
@@ -276,7 +276,7 @@ func TestConversationConcurrentGuessesStopAtTheLimit(t *testing.T) {
 	if n := f.dir.calls.Load(); n != 3 {
 		t.Errorf("%d binds for 30 concurrent wrong passwords, want max_failures (3)", n)
 	}
-	if resp := f.ask("alice", rightPassword); resp.Code != radius.CodeAccessReject || f.last().Reason != ReasonLockedPassword {
+	if resp := f.ask("alice", rightPassword); resp.Code != radius.CodeAccessReject || f.last().Reason != audit.ReasonLockedPassword {
 		t.Errorf("right password afterwards: %v %q, want locked_out_password", resp.Code, f.last().Reason)
 	}
 }
@@ -311,7 +311,7 @@ func (failingState) Incr(context.Context, string, time.Duration) (int64, error) 
 func TestConversationLockoutFailsClosed(t *testing.T) {
 	f := newConvFixture(t, fixtureOptions{state: func(s State) State { return failingState{s} }})
 	resp := f.ask("alice", rightPassword)
-	if resp.Code != radius.CodeAccessReject || f.last().Reason != ReasonStateDown {
+	if resp.Code != radius.CodeAccessReject || f.last().Reason != audit.ReasonStateDown {
 		t.Errorf("with no way to count guesses: %v %q, want a refusal (state_unavailable)", resp.Code, f.last().Reason)
 	}
 	if n := f.dir.calls.Load(); n != 0 {
@@ -328,10 +328,10 @@ func TestConversationKnownStationIsThrottledNotLockedOut(t *testing.T) {
 	for range 3 {
 		f.ask("alice", "wrong", withStation("elsewhere"))
 	}
-	if resp := f.ask("alice", rightPassword, withStation("elsewhere")); f.last().Reason != ReasonLockedPassword {
+	if resp := f.ask("alice", rightPassword, withStation("elsewhere")); f.last().Reason != audit.ReasonLockedPassword {
 		t.Fatalf("locked out elsewhere: %v %q", resp.Code, f.last().Reason)
 	}
-	if resp := f.ask("alice", rightPassword); f.last().Reason != ReasonLockedPassword {
+	if resp := f.ask("alice", rightPassword); f.last().Reason != audit.ReasonLockedPassword {
 		t.Fatalf("locked out without a station: %v %q", resp.Code, f.last().Reason)
 	}
 	start := time.Now()
@@ -350,7 +350,7 @@ func TestConversationKnownStationIsThrottledNotLockedOut(t *testing.T) {
 	for range 3 {
 		f.ask("alice", "wrong", withStation("elsewhere"))
 	}
-	if f.ask("alice", rightPassword, home); f.last().Reason != ReasonLockedPassword {
+	if f.ask("alice", rightPassword, home); f.last().Reason != audit.ReasonLockedPassword {
 		t.Errorf("a station known before the reset: %q, want locked_out_password", f.last().Reason)
 	}
 }
@@ -361,7 +361,7 @@ func TestConversationRememberEndsWithReset(t *testing.T) {
 	if resp := f.ask("alice", rightPassword+goodCode, st); resp.Code != radius.CodeAccessAccept {
 		t.Fatalf("login with a code: %v %q", resp.Code, f.last().Reason)
 	}
-	if resp := f.ask("alice", rightPassword, st); resp.Code != radius.CodeAccessAccept || f.last().Reason != ReasonRemembered {
+	if resp := f.ask("alice", rightPassword, st); resp.Code != radius.CodeAccessAccept || f.last().Reason != audit.ReasonRemembered {
 		t.Fatalf("remembered: %v %q", resp.Code, f.last().Reason)
 	}
 	f.enr.reset("alice")

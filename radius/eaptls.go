@@ -24,22 +24,19 @@ import (
 // acceptable at all is decided during the handshake, by the Verify
 // function the EAP server was given.)
 type Certificates interface {
-	// Identity returns who the certificate says it belongs to.
+	// Identity returns who the certificate says it belongs to. An error
+	// carries its reason (audit.ReasonOf).
 	Identity(c *x509.Certificate) (factors.CertIdentity, error)
-	// Reason maps a refusal to its audit reason code.
-	Reason(err error) string
 }
 
-// Reason codes of smartcard logins.
-const (
-	ReasonEAPContinue         = "eap_continue" // counted, not audited: a round in the middle of a handshake
-	ReasonEAPFailed           = "eap_failed"   // the EAP-TLS exchange failed (malformed, limits, TLS error)
-	ReasonSmartcard           = "smartcard"    // accepted: certificate, and the PIN that unlocked it
-	ReasonSmartcardNotAllowed = "smartcard_not_allowed"
-	ReasonCertUnknownUser     = "cert_unknown_user"      // the certificate's identity is no user in the directory
-	ReasonCertMismatch        = "cert_identity_mismatch" // the EAP identity or User-Name is not the certificate's user
-	ReasonCertSIDMismatch     = "cert_sid_mismatch"      // the certificate's SID is not its user's objectSid
-)
+// certReason is the audit reason of a refused certificate: the reason
+// its error carries, cert_invalid for any other.
+func certReason(err error) audit.Reason {
+	if r, ok := audit.ReasonOf(err); ok {
+		return r
+	}
+	return audit.ReasonCertInvalid
+}
 
 // certInfo names a certificate in the audit record.
 type certInfo struct {
@@ -71,22 +68,22 @@ func (ci *certInfo) audit() *audit.Cert {
 func (c *Conversation) eapRequest(ctx context.Context, p *radius.Packet, client *Client, pol *policy, login string) decision {
 	msg := rfc2869.EAPMessage_Get(p)
 	if c.eap == nil {
-		d := c.eapRefusal(p, ReasonEAPUnsupported)
+		d := c.eapRefusal(p, audit.ReasonEAPUnsupported)
 		d.message = msgEAP
 		return d
 	}
 	if !pol.Smartcard {
-		return c.eapRefusal(p, ReasonSmartcardNotAllowed)
+		return c.eapRefusal(p, audit.ReasonSmartcardNotAllowed)
 	}
 	owner := eap.Owner{Client: client.Name, Station: callingStation(p)}
 	r := c.eap.Handle(owner, rfc2865.State_Get(p), msg)
 	switch r.Status {
 	case eap.Continue:
-		return decision{code: radius.CodeAccessChallenge, reason: ReasonEAPContinue, eap: r.EAP, state: r.State, quiet: true}
+		return decision{code: radius.CodeAccessChallenge, reason: audit.ReasonEAPContinue, eap: r.EAP, state: r.State, quiet: true}
 	case eap.Failed:
-		d := reject(ReasonEAPFailed, "")
+		d := reject(audit.ReasonEAPFailed, "")
 		if c.certs != nil && !isTransportError(r.Err) {
-			d.reason = c.certs.Reason(r.Err)
+			d.reason = certReason(r.Err)
 		}
 		if len(r.Peer) > 0 {
 			d.cert = describeCert(r.Peer[0])
@@ -97,20 +94,20 @@ func (c *Conversation) eapRequest(ctx context.Context, p *radius.Packet, client 
 	}
 
 	leaf := r.Peer[0]
-	fail := func(reason string) decision {
+	fail := func(reason audit.Reason) decision {
 		d := reject(reason, "")
 		d.eap, d.cert = eap.Failure(r.ID), describeCert(leaf)
 		return d
 	}
 	id, err := c.certs.Identity(leaf)
 	if err != nil {
-		return fail(c.certs.Reason(err))
+		return fail(certReason(err))
 	}
 	var u *factors.User
 	if id.Login != "" {
 		var n string
 		if n, err = username.Normalise([]byte(id.Login), c.username); err != nil {
-			d := fail(ReasonBadUsername)
+			d := fail(audit.ReasonBadUsername)
 			d.user = id.Value
 			return d
 		}
@@ -121,7 +118,7 @@ func (c *Conversation) eapRequest(ctx context.Context, p *radius.Packet, client 
 	var ae *factors.AccountError
 	switch {
 	case errors.Is(err, factors.ErrBadCredentials):
-		d := fail(ReasonCertUnknownUser)
+		d := fail(audit.ReasonCertUnknownUser)
 		d.user = id.Value
 		return d
 	case errors.As(err, &ae):
@@ -133,7 +130,7 @@ func (c *Conversation) eapRequest(ctx context.Context, p *radius.Packet, client 
 		return d
 	case err != nil:
 		c.log.Error("directory unavailable", "user", id.Value, "err", err)
-		d := fail(ReasonDirectoryDown)
+		d := fail(audit.ReasonDirectoryDown)
 		d.user = id.Value
 		return d
 	}
@@ -152,7 +149,7 @@ func (c *Conversation) eapRequest(ctx context.Context, p *radius.Packet, client 
 
 // eapRefusal refuses an EAP request before any EAP work, with an
 // EAP-Failure for the identifier it carried.
-func (c *Conversation) eapRefusal(p *radius.Packet, reason string) decision {
+func (c *Conversation) eapRefusal(p *radius.Packet, reason audit.Reason) decision {
 	d := reject(reason, "")
 	if msg := rfc2869.EAPMessage_Get(p); len(msg) >= 2 {
 		d.eap = eap.Failure(msg[1])
@@ -165,7 +162,7 @@ func (c *Conversation) cardUser(ctx context.Context, pol *policy, r eap.Reply, l
 	u *factors.User, login string) decision {
 	if id.SID != "" && u.SID != "" && !strings.EqualFold(id.SID, u.SID) {
 		c.log.Warn("a card's SID is not its user's; refused", "user", u.Name, "cert_sid", id.SID)
-		return reject(ReasonCertSIDMismatch, "")
+		return reject(audit.ReasonCertSIDMismatch, "")
 	}
 	claims := []string{r.Identity}
 	if login != "" {
@@ -174,22 +171,22 @@ func (c *Conversation) cardUser(ctx context.Context, pol *policy, r eap.Reply, l
 	for _, claimed := range claims {
 		if !c.sameUser(ctx, claimed, id, u) {
 			c.log.Warn("EAP-TLS identity is not the card's user; refused", "user", u.Name, "claimed", printable(claimed, 256))
-			return reject(ReasonCertMismatch, msgMismatch)
+			return reject(audit.ReasonCertMismatch, msgMismatch)
 		}
 	}
 	if c.matchStored {
 		enr, err := c.enrolment(ctx, u.Name)
 		if err != nil {
-			return reject(ReasonStoreDown, "")
+			return reject(audit.ReasonStoreDown, "")
 		}
 		if !certEnrolled(leaf, enr, u) {
-			return reject(c.certs.Reason(errCertNotEnrolled), "")
+			return reject(audit.ReasonCertNotEnrolled, "")
 		}
 	}
 	if d, done := groupRules(pol, u); done {
 		return d
 	}
-	return accept(ReasonSmartcard, pol.replyAttributes(u))
+	return accept(audit.ReasonSmartcard, pol.replyAttributes(u))
 }
 
 // sameUser reports whether a claimed identity names u, the card's user:
@@ -214,9 +211,6 @@ func (c *Conversation) sameUser(ctx context.Context, claimed string, id factors.
 	found, err := c.dir.Find(ctx, n)
 	return err == nil && found.Name == u.Name
 }
-
-// errCertNotEnrolled is mapped to a reason by Certificates.Reason.
-var errCertNotEnrolled = factors.ErrCertNotEnrolled
 
 // certEnrolled reports whether leaf is the certificate enrolled for the
 // user (mfabridge enrol cert) or held in the directory's certificate

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mfabridge/mfabridge/factors"
+	"github.com/mfabridge/mfabridge/internal/audit"
 )
 
 // The lockout (DESIGN §2 step 7) keeps two counters per user and lockout
@@ -41,17 +42,17 @@ func (c *Conversation) lockKeys(user string, epoch int64) lockKeys {
 type budget struct {
 	counter string
 	max     int
-	lock    string // set when the limit is reached; "" for none
-	what    string // the lock's value: "password" or "code"
-	reason  string // the reason of a refusal for want of budget
+	lock    string       // set when the limit is reached; "" for none
+	what    string       // the lock's value: "password" or "code"
+	reason  audit.Reason // the reason of a refusal for want of budget
 }
 
 func (lk lockKeys) passwordBudget(max int) budget {
-	return budget{counter: lk.passwords, max: max, lock: lk.lock, what: "password", reason: ReasonLockedPassword}
+	return budget{counter: lk.passwords, max: max, lock: lk.lock, what: "password", reason: audit.ReasonLockedPassword}
 }
 
 func (lk lockKeys) codeBudget(max int) budget {
-	return budget{counter: lk.codes, max: max, lock: lk.lock, what: "code", reason: ReasonLockedCode}
+	return budget{counter: lk.codes, max: max, lock: lk.lock, what: "code", reason: audit.ReasonLockedCode}
 }
 
 // checkLock reports a lockout in force: the reply is the same as for a
@@ -61,15 +62,15 @@ func (c *Conversation) checkLock(ctx context.Context, lk lockKeys) (what string,
 	v, locked, err := c.state.Get(ctx, lk.lock)
 	if err != nil {
 		c.log.Error("state store unavailable", "err", err)
-		return "", reject(ReasonStateDown, msgUnavailable), true
+		return "", reject(audit.ReasonStateDown, msgUnavailable), true
 	}
 	if !locked {
 		return "", decision{}, false
 	}
 	if string(v) == "code" {
-		return "code", reject(ReasonLockedCode, msgFailed), true
+		return "code", reject(audit.ReasonLockedCode, msgFailed), true
 	}
-	return "password", reject(ReasonLockedPassword, msgFailed), true
+	return "password", reject(audit.ReasonLockedPassword, msgFailed), true
 }
 
 // passwordBudget decides whether a login may guess a password, and on
@@ -86,15 +87,15 @@ func (c *Conversation) passwordBudget(ctx context.Context, lk lockKeys, u *facto
 	if !locked {
 		return lk.passwordBudget(c.lockout.MaxFailures), decision{}, true
 	}
-	if what != "password" || d.reason == ReasonStateDown || station == "" || !c.isKnownStation(ctx, stationKey{u.Name, lk.epoch, station}) {
+	if what != "password" || d.reason == audit.ReasonStateDown || station == "" || !c.isKnownStation(ctx, stationKey{u.Name, lk.epoch, station}) {
 		return budget{}, d, false
 	}
 	b := budget{counter: "fail:station:" + strconv.FormatInt(lk.epoch, 10) + ":" + u.Name + "\x00" + station,
-		max: stationAttempts, reason: ReasonLockedPassword}
+		max: stationAttempts, reason: audit.ReasonLockedPassword}
 	v, _, err := c.state.Get(ctx, b.counter)
 	if err != nil {
 		c.log.Error("state store unavailable", "err", err)
-		return budget{}, reject(ReasonStateDown, msgUnavailable), false
+		return budget{}, reject(audit.ReasonStateDown, msgUnavailable), false
 	}
 	n, _ := strconv.Atoi(string(v))
 	if n >= stationAttempts {
@@ -103,14 +104,14 @@ func (c *Conversation) passwordBudget(ctx context.Context, lk lockKeys, u *facto
 	c.metrics.Throttled.Inc()
 	unhold, ok := holdRequest(ctx)
 	if !ok {
-		return budget{}, reject(ReasonInternal, msgUnavailable), false
+		return budget{}, reject(audit.ReasonInternal, msgUnavailable), false
 	}
 	defer unhold()
 	t := time.NewTimer(time.Second << n)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return budget{}, reject(ReasonInternal, msgUnavailable), false
+		return budget{}, reject(audit.ReasonInternal, msgUnavailable), false
 	case <-t.C:
 	}
 	return b, decision{}, true
@@ -132,7 +133,7 @@ func (c *Conversation) begin(ctx context.Context, b budget) (*guard, decision, b
 	n, err := c.state.Incr(ctx, b.counter, c.lockout.Window)
 	if err != nil {
 		c.log.Error("cannot count a guess; refusing it", "limit", b.what, "err", err)
-		return nil, reject(ReasonStateDown, msgUnavailable), false
+		return nil, reject(audit.ReasonStateDown, msgUnavailable), false
 	}
 	if n > int64(b.max) {
 		c.state.Decr(ctx, b.counter) // not made: it does not count

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
+	"github.com/mfabridge/mfabridge/internal/audit"
 )
 
 // decideUser handles a request whose User-Name is usable: a first login
@@ -17,11 +18,11 @@ import (
 func (c *Conversation) decideUser(ctx context.Context, p *radius.Packet, client *Client, pol *policy, login string) decision {
 	pws := attributesOf(p, rfc2865.UserPassword_Type)
 	if len(pws) != 1 {
-		return reject(ReasonBadRequest, msgFailed)
+		return reject(audit.ReasonBadRequest, msgFailed)
 	}
 	pw, err := decodePassword(pws[0], p.Secret, p.Authenticator)
 	if err != nil {
-		return reject(ReasonBadRequest, msgFailed)
+		return reject(audit.ReasonBadRequest, msgFailed)
 	}
 	if st := rfc2865.State_Get(p); st != nil {
 		// An empty answer is how a user says "I pressed # on the phone".
@@ -30,7 +31,7 @@ func (c *Conversation) decideUser(ctx context.Context, p *radius.Packet, client 
 	if len(pw) == 0 {
 		// An empty simple bind is an anonymous bind, which many directories
 		// accept (RFC 4513 §5.1.2): never let one reach LDAP.
-		return reject(ReasonEmptyPassword, msgFailed)
+		return reject(audit.ReasonEmptyPassword, msgFailed)
 	}
 	return c.login(ctx, client, pol, login, string(pw), callingStation(p))
 }
@@ -54,7 +55,7 @@ func (c *Conversation) login(ctx context.Context, client *Client, pol *policy, l
 		// the client. The bind it would have cost is spent anyway.
 		c.dir.Decoy(ctx, typed)
 		c.metrics.UnknownUsers.WithLabelValues(client.Name).Inc()
-		return reject(ReasonBadCredentials, msgFailed)
+		return reject(audit.ReasonBadCredentials, msgFailed)
 	case err != nil:
 		return c.primaryFailure(login, client, err)
 	}
@@ -67,13 +68,11 @@ func (c *Conversation) login(ctx context.Context, client *Client, pol *policy, l
 }
 
 func (c *Conversation) loginUser(ctx context.Context, client *Client, pol *policy, u *factors.User, typed, station string) decision {
-	enr, err := c.enrolment(ctx, u.Name)
-	if err != nil {
-		c.log.Error("enrolment store unavailable", "user", u.Name, "err", err)
-		return reject(ReasonStoreDown, msgUnavailable)
+	lk, d, ok := c.prologue(ctx, u, nil)
+	if !ok {
+		return d
 	}
-	u.Enrolment = enr
-	lk := c.lockKeys(u.Name, enr.LockoutEpoch)
+	enr := u.Enrolment
 	budget, d, ok := c.passwordBudget(ctx, lk, u, station)
 	if !ok {
 		return d
@@ -94,6 +93,7 @@ func (c *Conversation) loginUser(ctx context.Context, client *Client, pol *polic
 	// and a request with several readings counts each one that fails.
 	var found *factors.User
 	var used candidate
+	var err error
 	for _, cand := range cands {
 		g, d, ok := c.begin(ctx, budget)
 		if !ok {
@@ -126,19 +126,19 @@ func (c *Conversation) loginUser(ctx context.Context, client *Client, pol *polic
 		return d
 	}
 	if remembered && used.code == "" && asked == "" {
-		return accept(ReasonRemembered, pol.replyAttributes(found))
+		return accept(audit.ReasonRemembered, pol.replyAttributes(found))
 	}
 	offered := c.offered(pol, found)
 	if len(offered) == 0 {
 		switch {
 		case pol.MFA == config.MFAOptional:
-			return accept(ReasonOptionalNoMethods, pol.replyAttributes(found))
+			return accept(audit.ReasonOptionalNoMethods, pol.replyAttributes(found))
 		case !c.anyFactor(pol):
-			return reject(ReasonMFAUnavailable, msgNoFactor)
+			return reject(audit.ReasonMFAUnavailable, msgNoFactor)
 		case pol.Unenrolled == config.UnenrolledAllow:
-			return accept(ReasonUnenrolledAllowed, pol.replyAttributes(found))
+			return accept(audit.ReasonUnenrolledAllowed, pol.replyAttributes(found))
 		}
-		return reject(ReasonNotEnrolled, msgNotEnrolled)
+		return reject(audit.ReasonNotEnrolled, msgNotEnrolled)
 	}
 
 	switch pol.Mode {
@@ -147,7 +147,7 @@ func (c *Conversation) loginUser(ctx context.Context, client *Client, pol *polic
 		case asked != "":
 			return c.appendStart(ctx, client, pol, found, lk, offered, asked, station)
 		case used.code == "":
-			return reject(ReasonCodeMissing, c.appendHint(found, offered))
+			return reject(audit.ReasonCodeMissing, c.appendHint(found, offered))
 		}
 		return c.verify(ctx, client, pol, found, lk, offered, "", used.code, station)
 	case config.ModeChallenge:
@@ -158,74 +158,9 @@ func (c *Conversation) loginUser(ctx context.Context, client *Client, pol *polic
 				return c.await(ctx, client, pol, found, m, station)
 			}
 		}
-		return reject(ReasonNotEnrolled, msgNotEnrolled)
+		return reject(audit.ReasonNotEnrolled, msgNotEnrolled)
 	}
-	return reject(ReasonMFAUnavailable, msgNoFactor)
-}
-
-// askedMethod splits "password,sms" and "password,call".
-func askedMethod(typed string) (password string, m factors.Method, ok bool) {
-	i := strings.LastIndexByte(typed, ',')
-	if i <= 0 {
-		return "", "", false
-	}
-	switch strings.ToLower(typed[i+1:]) {
-	case "sms", "text":
-		return typed[:i], factors.SMS, true
-	case "call", "voice", "phone":
-		return typed[:i], factors.Voice, true
-	}
-	return "", "", false
-}
-
-// candidates lists the readings of what the user typed, cheapest first,
-// so that a login costs one bind whenever possible:
-//   - challenge mode: all of it is the password;
-//   - append mode, user with code methods: the last N characters are the
-//     code when they are N digits, N being the code length of the user's
-//     methods (the default method's first); the rest is the password.
-//     When no such split exists, all of it is tried as the password and
-//     the login then fails for want of a code;
-//   - append mode, inside a remember window: all of it first (the mail
-//     client's saved password), then the splits.
-//
-// A password that ends in digits therefore never skips the second factor:
-// those digits are read as the code and must verify as one.
-func (c *Conversation) candidates(pol *policy, u *factors.User, typed string, remembered bool) []candidate {
-	if pol.Mode != config.ModeAppend {
-		return []candidate{{password: typed}}
-	}
-	var out []candidate
-	if remembered {
-		out = append(out, candidate{password: typed})
-	}
-	offered := c.offered(pol, u)
-	seen := map[int]bool{}
-	for _, m := range offered {
-		cl, ok := c.factors[m].(factors.CodeLength)
-		if !ok {
-			continue
-		}
-		n := cl.CodeLength(u)
-		if n <= 0 || seen[n] || len(typed) <= n || !allDigits(typed[len(typed)-n:]) {
-			continue
-		}
-		seen[n] = true
-		out = append(out, candidate{password: typed[:len(typed)-n], code: typed[len(typed)-n:]})
-	}
-	if len(out) == 0 {
-		out = append(out, candidate{password: typed})
-	}
-	return out
-}
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return s != ""
+	return reject(audit.ReasonMFAUnavailable, msgNoFactor)
 }
 
 // offered lists the methods the policy offers that the bridge has and the
@@ -272,6 +207,23 @@ func (c *Conversation) anyFactor(pol *policy) bool {
 	return false
 }
 
+// prologue is what every request about a found user begins with: its
+// enrolment read into u, and its lockout counters named, in the epoch of
+// the enrolment or, for the answer to a challenge, of the session.
+func (c *Conversation) prologue(ctx context.Context, u *factors.User, sessionEpoch *int64) (lockKeys, decision, bool) {
+	enr, err := c.enrolment(ctx, u.Name)
+	if err != nil {
+		c.log.Error("enrolment store unavailable", "user", u.Name, "err", err)
+		return lockKeys{}, reject(audit.ReasonStoreDown, msgUnavailable), false
+	}
+	u.Enrolment = enr
+	epoch := enr.LockoutEpoch
+	if sessionEpoch != nil {
+		epoch = *sessionEpoch
+	}
+	return c.lockKeys(u.Name, epoch), decision{}, true
+}
+
 func (c *Conversation) enrolment(ctx context.Context, user string) (*factors.Enrolment, error) {
 	if c.enrolments == nil {
 		return &factors.Enrolment{}, nil
@@ -283,7 +235,7 @@ func (c *Conversation) primaryFailure(user string, client *Client, err error) de
 	var ae *factors.AccountError
 	switch {
 	case errors.Is(err, factors.ErrBadCredentials):
-		return reject(ReasonBadCredentials, msgFailed)
+		return reject(audit.ReasonBadCredentials, msgFailed)
 	case errors.As(err, &ae):
 		if c.expiry && factors.IsPasswordExpiry(err) {
 			return reject(ae.Reason, msgExpired)
@@ -291,40 +243,10 @@ func (c *Conversation) primaryFailure(user string, client *Client, err error) de
 		return reject(ae.Reason, msgFailed)
 	case errors.Is(err, factors.ErrUnavailable):
 		c.log.Error("directory unavailable", "client", client.Name, "user", user, "err", err)
-		return reject(ReasonDirectoryDown, msgUnavailable)
+		return reject(audit.ReasonDirectoryDown, msgUnavailable)
 	}
 	c.log.Error("primary authentication failed", "client", client.Name, "user", user, "err", err)
-	return reject(ReasonInternal, msgFailed)
-}
-
-// groupRules applies the deny and require groups of a policy (DESIGN §2
-// step 9): done is true when they refuse the user. Every way in, the
-// card included, passes them.
-func groupRules(p *policy, u *factors.User) (d decision, done bool) {
-	switch {
-	case u.InAny(p.DenyGroups):
-		return reject(ReasonDeniedGroup, msgFailed), true
-	case len(p.RequireGroups) > 0 && !u.InAny(p.RequireGroups):
-		return reject(ReasonNotInRequired, msgFailed), true
-	}
-	return decision{}, false
-}
-
-// applyPolicy applies the groups of the client's policy to an
-// authenticated user: deny groups first, then required groups, then
-// bypass groups, then mfa: off. done is false when a second factor is
-// needed.
-func (c *Conversation) applyPolicy(p *policy, u *factors.User) (d decision, done bool) {
-	if d, done := groupRules(p, u); done {
-		return d, true
-	}
-	switch {
-	case u.InAny(p.BypassGroups):
-		return accept(ReasonBypassGroup, p.replyAttributes(u)), true
-	case p.MFA == config.MFAOff:
-		return accept(ReasonMFAOffPolicy, p.replyAttributes(u)), true
-	}
-	return decision{}, false
+	return reject(audit.ReasonInternal, msgFailed)
 }
 
 // labelsOf joins the labels of methods: "the code from your authenticator

@@ -10,6 +10,7 @@ import (
 
 	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
+	"github.com/mfabridge/mfabridge/internal/audit"
 )
 
 // policy is a config.Policy with its reply attributes encoded once.
@@ -102,4 +103,34 @@ func (p *policy) replyAttributes(u *factors.User) radius.Attributes {
 		}
 	}
 	return out
+}
+
+// groupRules applies the deny and require groups of a policy (DESIGN §2
+// step 9): done is true when they refuse the user. Every way in, the
+// card included, passes them.
+func groupRules(p *policy, u *factors.User) (d decision, done bool) {
+	switch {
+	case u.InAny(p.DenyGroups):
+		return reject(audit.ReasonDeniedGroup, msgFailed), true
+	case len(p.RequireGroups) > 0 && !u.InAny(p.RequireGroups):
+		return reject(audit.ReasonNotInRequired, msgFailed), true
+	}
+	return decision{}, false
+}
+
+// applyPolicy applies the groups of the client's policy to an
+// authenticated user: deny groups first, then required groups, then
+// bypass groups, then mfa: off. done is false when a second factor is
+// needed.
+func (c *Conversation) applyPolicy(p *policy, u *factors.User) (d decision, done bool) {
+	if d, done := groupRules(p, u); done {
+		return d, true
+	}
+	switch {
+	case u.InAny(p.BypassGroups):
+		return accept(audit.ReasonBypassGroup, p.replyAttributes(u)), true
+	case p.MFA == config.MFAOff:
+		return accept(audit.ReasonMFAOffPolicy, p.replyAttributes(u)), true
+	}
+	return decision{}, false
 }

@@ -31,43 +31,35 @@ import (
 
 	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
+	"github.com/mfabridge/mfabridge/internal/audit"
 )
 
-// Reasons a certificate is refused; Reason gives the audit code.
+// Reasons a certificate is refused. Each carries its audit reason, which
+// every error wrapping it keeps (audit.ReasonOf).
 var (
-	ErrUntrusted   = errors.New("the certificate does not chain to a configured CA")
-	ErrExpired     = errors.New("the certificate has expired or is not yet valid")
-	ErrKeyUsage    = errors.New("the certificate's key usage does not allow signing")
-	ErrEKU         = errors.New("the certificate lacks a required extended key usage")
-	ErrRevoked     = errors.New("the certificate is revoked")
-	ErrCRLStale    = errors.New("the CRL of the certificate's issuer is out of date")
-	ErrCRLMissing  = errors.New("no CRL of the certificate's issuer is loaded")
-	ErrOCSP        = errors.New("the OCSP responder could not confirm the certificate")
-	ErrOCSPStale   = errors.New("the OCSP answer is not current (replayed, or from a wrong clock)")
-	ErrNoIdentity  = errors.New("the certificate names no usable identity")
-	ErrRealm       = errors.New("the certificate's realm is not in allowed_realms")
+	ErrUntrusted   = refusal(audit.ReasonCertUntrusted, "the certificate does not chain to a configured CA")
+	ErrExpired     = refusal(audit.ReasonCertExpired, "the certificate has expired or is not yet valid")
+	ErrKeyUsage    = refusal(audit.ReasonCertKeyUsage, "the certificate's key usage does not allow signing")
+	ErrEKU         = refusal(audit.ReasonCertEKU, "the certificate lacks a required extended key usage")
+	ErrRevoked     = refusal(audit.ReasonCertRevoked, "the certificate is revoked")
+	ErrCRLStale    = refusal(audit.ReasonCertCRLStale, "the CRL of the certificate's issuer is out of date")
+	ErrCRLMissing  = refusal(audit.ReasonCertCRLMissing, "no CRL of the certificate's issuer is loaded")
+	ErrOCSP        = refusal(audit.ReasonCertOCSPUnavailable, "the OCSP responder could not confirm the certificate")
+	ErrOCSPStale   = refusal(audit.ReasonCertOCSPStale, "the OCSP answer is not current (replayed, or from a wrong clock)")
+	ErrNoIdentity  = refusal(audit.ReasonCertNoIdentity, "the certificate names no usable identity")
+	ErrRealm       = refusal(audit.ReasonCertRealm, "the certificate's realm is not in allowed_realms")
 	ErrNotEnrolled = factors.ErrCertNotEnrolled
 )
 
-// Reason maps an error to its audit reason code.
-func (v *Validator) Reason(err error) string { return Reason(err) }
+func refusal(r audit.Reason, msg string) error { return &audit.Refusal{Reason: r, Msg: msg} }
 
-// Reason maps an error to its audit reason code.
-func Reason(err error) string {
-	for _, r := range []struct {
-		err  error
-		code string
-	}{
-		{ErrUntrusted, "cert_untrusted"}, {ErrExpired, "cert_expired"}, {ErrKeyUsage, "cert_key_usage"},
-		{ErrEKU, "cert_eku"}, {ErrRevoked, "cert_revoked"}, {ErrCRLStale, "cert_crl_stale"}, {ErrCRLMissing, "cert_crl_missing"},
-		{ErrOCSPStale, "cert_ocsp_stale"}, {ErrOCSP, "cert_ocsp_unavailable"}, {ErrNoIdentity, "cert_no_identity"},
-		{ErrRealm, "cert_realm_not_allowed"}, {ErrNotEnrolled, "cert_not_enrolled"},
-	} {
-		if errors.Is(err, r.err) {
-			return r.code
-		}
+// Reason is the audit reason of a refusal: the one its error carries,
+// cert_invalid for any other.
+func Reason(err error) audit.Reason {
+	if r, ok := audit.ReasonOf(err); ok {
+		return r
 	}
-	return "cert_invalid"
+	return audit.ReasonCertInvalid
 }
 
 // Identity sources.

@@ -30,6 +30,7 @@ import (
 
 	"golang.org/x/crypto/ocsp"
 
+	"github.com/mfabridge/mfabridge/internal/audit"
 	"github.com/mfabridge/mfabridge/test/harness"
 )
 
@@ -315,7 +316,7 @@ func TestCRL(t *testing.T) {
 			v := newValidator(t, Options{CAs: cas(root.file, inter.file), CRLFiles: []string{crlFile(t, tc.crls...)}})
 			err := v.Verify(tc.chain)
 			wantErr(t, err, tc.want)
-			if tc.want != nil && Reason(err) != map[error]string{ErrRevoked: "cert_revoked", ErrCRLStale: "cert_crl_stale",
+			if tc.want != nil && Reason(err) != map[error]audit.Reason{ErrRevoked: "cert_revoked", ErrCRLStale: "cert_crl_stale",
 				ErrCRLMissing: "cert_crl_missing"}[tc.want] {
 				t.Errorf("Reason %q", Reason(err))
 			}
@@ -603,7 +604,7 @@ func TestOCSP(t *testing.T) {
 			if tc.wantCalls && resp.hits.Load() == before {
 				t.Error("the responder was not asked")
 			}
-			if want := map[error]string{ErrOCSP: "cert_ocsp_unavailable", ErrOCSPStale: "cert_ocsp_stale"}[tc.want]; want != "" && Reason(err) != want {
+			if want := map[error]audit.Reason{ErrOCSP: "cert_ocsp_unavailable", ErrOCSPStale: "cert_ocsp_stale"}[tc.want]; want != "" && Reason(err) != want {
 				t.Errorf("Reason %q, want %q", Reason(err), want)
 			}
 		})
@@ -689,7 +690,7 @@ func TestSID(t *testing.T) {
 }
 
 func TestReason(t *testing.T) {
-	for err, want := range map[error]string{
+	for err, want := range map[error]audit.Reason{
 		ErrUntrusted:   "cert_untrusted",
 		ErrExpired:     "cert_expired",
 		ErrKeyUsage:    "cert_key_usage",
@@ -707,8 +708,8 @@ func TestReason(t *testing.T) {
 		if got := Reason(err); got != want {
 			t.Errorf("Reason(%v) = %q, want %q", err, got, want)
 		}
-		wrapped := fmt.Errorf("eap: handshake: %w", err)
-		if got := (&Validator{}).Reason(wrapped); got != want {
+		wrapped := fmt.Errorf("eap: handshake: %w", fmt.Errorf("%w: detail", err))
+		if got := Reason(wrapped); got != want {
 			t.Errorf("Reason(%v) = %q, want %q", wrapped, got, want)
 		}
 	}

@@ -28,7 +28,7 @@ type Record struct {
 	NASIP          string    `json:"nas_ip,omitempty"`         // NAS-IP-Address, as a proxy passes it on
 	NASIdentifier  string    `json:"nas_identifier,omitempty"` // NAS-Identifier
 	Outcome        string    `json:"outcome"`
-	Reason         string    `json:"reason"`
+	Reason         Reason    `json:"reason"`
 	Policy         string    `json:"policy,omitempty"`
 	Factor         string    `json:"factor,omitempty"`
 	Cert           *Cert     `json:"cert,omitempty"` // smartcard logins

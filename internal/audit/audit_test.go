@@ -163,7 +163,7 @@ func FuzzAppendJSON(f *testing.F) {
 		if at.Year() < 0 || at.Year() > 9999 {
 			return // likewise
 		}
-		r := Record{Time: at, Client: client, User: user, CallingStation: station, Outcome: Accept, Reason: user, LatencyMS: latency}
+		r := Record{Time: at, Client: client, User: user, CallingStation: station, Outcome: Accept, Reason: Reason(user), LatencyMS: latency}
 		if got, want := string(r.appendJSON(nil)), reference(t, r); got != want {
 			t.Errorf("\n got %s\nwant %s", got, want)
 		}

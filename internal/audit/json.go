@@ -23,7 +23,7 @@ func (r *Record) appendJSON(b []byte) []byte {
 	b = appendField(b, "nas_ip", r.NASIP, true)
 	b = appendField(b, "nas_identifier", r.NASIdentifier, true)
 	b = appendField(b, "outcome", r.Outcome, false)
-	b = appendField(b, "reason", r.Reason, false)
+	b = appendField(b, "reason", string(r.Reason), false)
 	b = appendField(b, "policy", r.Policy, true)
 	b = appendField(b, "factor", r.Factor, true)
 	if c := r.Cert; c != nil {

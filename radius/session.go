@@ -8,11 +8,10 @@ import (
 	"io"
 	"strconv"
 	"strings"
-	"time"
-
-	"layeh.com/radius"
 
 	"github.com/mfabridge/mfabridge/factors"
+	"github.com/mfabridge/mfabridge/internal/audit"
+	"layeh.com/radius"
 )
 
 // session is what a challenge State stands for. It is kept in the
@@ -117,9 +116,9 @@ func (c *Conversation) firstChallenge(ctx context.Context, client *Client, pol *
 		}
 	}
 	if len(s.Methods) == 0 {
-		return reject(ReasonSendFailed, lead)
+		return reject(audit.ReasonSendFailed, lead)
 	}
-	return c.challenge(ctx, s, u, lead, ReasonChallenge)
+	return c.challenge(ctx, s, u, lead, audit.ReasonChallenge)
 }
 
 func (c *Conversation) newSession(client *Client, pol *policy, u *factors.User, methods []factors.Method, station string) session {
@@ -169,21 +168,21 @@ func (c *Conversation) start(ctx context.Context, u *factors.User, m factors.Met
 
 // challenge stores s under a new State and answers Access-Challenge with
 // the prompt.
-func (c *Conversation) challenge(ctx context.Context, s session, u *factors.User, lead, reason string) decision {
+func (c *Conversation) challenge(ctx context.Context, s session, u *factors.User, lead string, reason audit.Reason) decision {
 	st := make([]byte, stateLen)
 	if _, err := io.ReadFull(c.rand, st); err != nil {
 		c.log.Error("no randomness for a State", "err", err)
-		return reject(ReasonInternal, msgFailed)
+		return reject(audit.ReasonInternal, msgFailed)
 	}
 	text, menu := c.prompt(u, s.Methods, s.Active, lead)
 	s.Menu = menu
 	b, err := json.Marshal(s)
 	if err != nil {
-		return reject(ReasonInternal, msgFailed)
+		return reject(audit.ReasonInternal, msgFailed)
 	}
 	if err := c.state.Set(ctx, sessionKey(st), b, c.timeout); err != nil {
 		c.log.Error("cannot store a challenge session", "err", err)
-		return reject(ReasonStateDown, msgUnavailable)
+		return reject(audit.ReasonStateDown, msgUnavailable)
 	}
 	return decision{code: radius.CodeAccessChallenge, reason: reason, message: text, state: st}
 }
@@ -196,14 +195,14 @@ func (c *Conversation) answer(ctx context.Context, client *Client, login string,
 	b, ok, err := c.state.Take(ctx, sessionKey(st))
 	if err != nil {
 		c.log.Error("state store unavailable", "err", err)
-		return reject(ReasonStateDown, msgUnavailable)
+		return reject(audit.ReasonStateDown, msgUnavailable)
 	}
 	if !ok || len(st) != stateLen {
-		return reject(ReasonUnknownState, msgFailed)
+		return reject(audit.ReasonUnknownState, msgFailed)
 	}
 	var s session
 	if err := json.Unmarshal(b, &s); err != nil {
-		return reject(ReasonInternal, msgFailed)
+		return reject(audit.ReasonInternal, msgFailed)
 	}
 	typedAs := s.Login
 	if typedAs == "" {
@@ -212,7 +211,7 @@ func (c *Conversation) answer(ctx context.Context, client *Client, login string,
 	if s.Client != client.Name || login != typedAs && login != s.User {
 		c.log.Warn("State presented by another client or for another user; refused", "client", client.Name,
 			"user", login, "issued_to_client", s.Client, "issued_for_user", s.User)
-		return reject(ReasonStateMismatch, msgFailed)
+		return reject(audit.ReasonStateMismatch, msgFailed)
 	}
 	u := &factors.User{Name: s.User, Login: s.Login, DN: s.DN, Groups: s.Groups, Mobile: s.Mobile, Voice: s.Voice}
 	d := c.answerSession(ctx, client, s, u, answer)
@@ -226,15 +225,12 @@ func (c *Conversation) answer(ctx context.Context, client *Client, login string,
 func (c *Conversation) answerSession(ctx context.Context, client *Client, s session, u *factors.User, answer string) decision {
 	pol := c.policies[s.Policy]
 	if pol == nil {
-		return reject(ReasonPolicyMissing, msgFailed)
+		return reject(audit.ReasonPolicyMissing, msgFailed)
 	}
-	enr, err := c.enrolment(ctx, s.User)
-	if err != nil {
-		c.log.Error("enrolment store unavailable", "user", s.User, "err", err)
-		return reject(ReasonStoreDown, msgUnavailable)
+	lk, d, ok := c.prologue(ctx, u, &s.Epoch)
+	if !ok {
+		return d
 	}
-	u.Enrolment = enr
-	lk := c.lockKeys(s.User, s.Epoch)
 	if _, d, locked := c.checkLock(ctx, lk); locked {
 		return d
 	}
@@ -249,10 +245,10 @@ func (c *Conversation) answerSession(ctx context.Context, client *Client, s sess
 		} else {
 			s.Methods = without(s.Methods, m)
 			if len(s.Methods) == 0 {
-				return reject(ReasonSendFailed, lead)
+				return reject(audit.ReasonSendFailed, lead)
 			}
 		}
-		return c.challenge(ctx, s, u, lead, ReasonMethodStarted)
+		return c.challenge(ctx, s, u, lead, audit.ReasonMethodStarted)
 	}
 
 	// Pressed Enter after the call: the approval this session started
@@ -263,185 +259,28 @@ func (c *Conversation) answerSession(ctx context.Context, client *Client, s sess
 		case err == nil:
 			return c.passed(ctx, client, pol, u, s.Active, s.Station)
 		case errors.Is(err, factors.ErrNotYet):
-			return c.challenge(ctx, s, u, "The call has not been answered with # yet.", ReasonChallengePending)
+			return c.challenge(ctx, s, u, "The call has not been answered with # yet.", audit.ReasonChallengePending)
 		case errors.Is(err, factors.ErrRefused):
-			return reject(ReasonRefused, "The sign-in was refused on the phone.")
+			return reject(audit.ReasonRefused, "The sign-in was refused on the phone.")
 		}
-		return reject(ReasonApprovalTimeout, msgFailed)
+		return reject(audit.ReasonApprovalTimeout, msgFailed)
 	}
 
-	d := c.verify(ctx, client, pol, u, lk, s.Methods, s.Active, answer, s.Station)
-	if d.code == radius.CodeAccessAccept || d.reason == ReasonLockedCode || d.reason == ReasonInternal || d.reason == ReasonStateDown {
+	d = c.verify(ctx, client, pol, u, lk, s.Methods, s.Active, answer, s.Station)
+	if d.code == radius.CodeAccessAccept || d.reason == audit.ReasonLockedCode || d.reason == audit.ReasonInternal || d.reason == audit.ReasonStateDown {
 		return d
 	}
 	if s.Attempts-1 <= 0 {
-		d.reason, d.message = ReasonAttemptsExhausted, msgTooMany
+		d.reason, d.message = audit.ReasonAttemptsExhausted, msgTooMany
 		return d
 	}
 	s.Attempts--
-	reason := ReasonRetry
-	if d.reason == ReasonReplayedCode {
+	reason := audit.ReasonRetry
+	if d.reason == audit.ReasonReplayedCode {
 		// Keep a replay visible in the audit log: admins alert on it.
-		reason = ReasonReplayRetry
+		reason = audit.ReasonReplayRetry
 	}
 	return c.challenge(ctx, s, u, "Wrong code.", reason)
-}
-
-// verify checks a code against the methods that take one: the stored
-// code methods, and the sending method in use. The guess is counted
-// before the code is looked at (see begin); a pass is recorded
-// (remember, last used).
-func (c *Conversation) verify(ctx context.Context, client *Client, pol *policy, u *factors.User, lk lockKeys,
-	methods []factors.Method, active factors.Method, code, station string) decision {
-	start := c.now()
-	defer func() { c.metrics.Duration.WithLabelValues("factor").Observe(c.now().Sub(start).Seconds()) }()
-	g, d, ok := c.begin(ctx, lk.codeBudget(c.lockout.MaxCodeFailures))
-	if !ok {
-		return d
-	}
-	replayed := false
-	for _, m := range methods {
-		f, ok := c.factors[m]
-		if !ok || c.isApprover(m) {
-			continue // an approval is no code; see answer
-		}
-		// A sending method has a code only once sent; in append mode the
-		// code may come from an earlier login, so try it anyway.
-		if c.isStarter(m) && active != "" && m != active {
-			continue
-		}
-		err := f.Check(ctx, u, code)
-		switch {
-		case err == nil:
-			g.passed(ctx)
-			return c.passed(ctx, client, pol, u, m, station)
-		case errors.Is(err, factors.ErrReplayed):
-			replayed = true
-		case errors.Is(err, factors.ErrWrongCode), errors.Is(err, factors.ErrNotEnrolled), errors.Is(err, factors.ErrExpired),
-			errors.Is(err, factors.ErrNotYet), errors.Is(err, factors.ErrRefused):
-		default:
-			g.undo(ctx)
-			c.log.Error("second factor failed", "user", u.Name, "factor", string(m), "err", err)
-			return reject(ReasonInternal, msgUnavailable)
-		}
-	}
-	if g.failed(ctx) {
-		return reject(ReasonLockedCode, msgFailed)
-	}
-	if replayed {
-		return reject(ReasonReplayedCode, msgFailed)
-	}
-	return reject(ReasonWrongCode, msgFailed)
-}
-
-// passed accepts a full MFA success: last use recorded, the login
-// remembered when the policy says so.
-func (c *Conversation) passed(ctx context.Context, client *Client, pol *policy, u *factors.User, m factors.Method, station string) decision {
-	if c.enrolments != nil && !c.isStarter(m) {
-		if err := c.enrolments.Used(ctx, u.Name, m); err != nil {
-			c.log.Warn("cannot record last use", "user", u.Name, "err", err)
-		}
-	}
-	if pol.Remember > 0 && station != "" {
-		if err := c.state.Set(ctx, rememberKey(client, u, station), []byte{1}, pol.Remember); err != nil {
-			c.log.Warn("cannot remember the login", "err", err)
-		}
-	}
-	d := accept(ReasonMFA, pol.replyAttributes(u))
-	d.factor = m
-	return d
-}
-
-// appendStart handles "password,sms" and "password,call" in append mode:
-// the password was right, so a code is sent and the login refused with a
-// message saying so; the next login carries password and code. A call in
-// approve mode is awaited instead.
-func (c *Conversation) appendStart(ctx context.Context, client *Client, pol *policy, u *factors.User, lk lockKeys,
-	offered []factors.Method, m factors.Method, station string) decision {
-	if !contains(offered, m) || !c.isStarter(m) {
-		return reject(ReasonMethodUnavailable, "That method is not available to you.")
-	}
-	if c.isApprover(m) {
-		if cl, ok := c.factors[m].(factors.CodeLength); !ok || cl.CodeLength(u) == 0 {
-			return c.await(ctx, client, pol, u, m, station)
-		}
-	}
-	lead, _, ok := c.start(ctx, u, m)
-	if !ok {
-		return reject(ReasonSendFailed, lead)
-	}
-	d := reject(ReasonCodeSent, lead+" Log in again with your password followed by the code.")
-	d.factor = m
-	return d
-}
-
-// appendHint tells a user who typed only the password what to add.
-func (c *Conversation) appendHint(u *factors.User, offered []factors.Method) string {
-	var typed []factors.Method
-	var asks []string
-	for _, m := range offered {
-		if !c.isStarter(m) {
-			typed = append(typed, m)
-			continue
-		}
-		switch m {
-		case factors.SMS:
-			asks = append(asks, "add ,sms to get a text message")
-		case factors.Voice:
-			asks = append(asks, "add ,call to get a phone call")
-		}
-	}
-	msg := "Type your password followed by "
-	if len(typed) > 0 {
-		msg += c.labelsOf(u, typed)
-	} else {
-		msg += "a code"
-	}
-	if len(asks) > 0 {
-		msg += ", or " + strings.Join(asks, ", or ")
-	}
-	return msg + "."
-}
-
-// await starts an approval and holds the request until it is given,
-// refused or times out (auto mode). Retransmissions meanwhile are
-// absorbed by the duplicate cache; nothing is sent twice.
-func (c *Conversation) await(ctx context.Context, client *Client, pol *policy, u *factors.User, m factors.Method, station string) decision {
-	unhold, ok := holdRequest(ctx)
-	if !ok {
-		c.log.Warn("too many requests held for a phone approval; refusing", "user", u.Name)
-		return reject(ReasonInternal, msgUnavailable)
-	}
-	defer unhold()
-	ctx, cancel := context.WithTimeout(ctx, c.approveTimeout)
-	defer cancel()
-	lead, ref, ok := c.start(ctx, u, m)
-	if !ok {
-		return reject(ReasonSendFailed, lead)
-	}
-	f := c.factors[m].(factors.Approver)
-	tick := time.NewTicker(c.approvePoll)
-	defer tick.Stop()
-	for {
-		a, err := f.Approval(ctx, u, ref)
-		switch {
-		case err != nil && !errors.Is(err, factors.ErrExpired):
-			c.log.Error("approval unavailable", "user", u.Name, "err", err)
-			return reject(ReasonInternal, msgUnavailable)
-		case a == factors.Approved:
-			if err := f.Take(ctx, u, ref); err != nil {
-				return reject(ReasonReplayedCode, msgFailed)
-			}
-			return c.passed(ctx, client, pol, u, m, station)
-		case a == factors.Refused:
-			return reject(ReasonRefused, "The sign-in was refused on the phone.")
-		}
-		select {
-		case <-ctx.Done():
-			return reject(ReasonApprovalTimeout, "The call was not answered with # in time.")
-		case <-tick.C:
-		}
-	}
 }
 
 func without(ms []factors.Method, m factors.Method) []factors.Method {
