@@ -5,15 +5,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base32"
-	"encoding/csv"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +23,6 @@ import (
 	"github.com/mfabridge/mfabridge/factors/otp"
 	"github.com/mfabridge/mfabridge/internal/state"
 	"github.com/mfabridge/mfabridge/internal/store"
-	"github.com/mfabridge/mfabridge/internal/username"
 )
 
 const enrolUsage = `mfabridge enrol totp    --config FILE --user U [--secret BASE32|env:NAME|file:PATH|-] [--code CODE] [--no-qr] [--replace]
@@ -59,51 +54,6 @@ func runEnrol(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	return exitUsage
 }
 
-// decodeBase32 reads a base32 secret as authenticator exports write it:
-// any case, spaces or dashes between groups, padding optional.
-func decodeBase32(s string) ([]byte, error) {
-	s = strings.ToUpper(strings.NewReplacer(" ", "", "-", "").Replace(strings.TrimSpace(s)))
-	s = strings.TrimRight(s, "=")
-	b, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(s)
-	if err != nil {
-		return nil, errors.New("not valid base32")
-	}
-	return b, nil
-}
-
-// decodeHOTPSecret reads an HOTP seed. Token vendors ship seeds in hex;
-// "hex:" or "base32:" in front says which. Without a prefix, hex of 16,
-// 20, 32 or 64 bytes is read as hex, anything else as base32.
-func decodeHOTPSecret(s string) ([]byte, error) {
-	s = strings.TrimSpace(s)
-	switch {
-	case strings.HasPrefix(s, "hex:"):
-		b, err := hex.DecodeString(strings.TrimPrefix(s, "hex:"))
-		if err != nil {
-			return nil, errors.New("not valid hex")
-		}
-		return b, nil
-	case strings.HasPrefix(s, "base32:"):
-		return decodeBase32(strings.TrimPrefix(s, "base32:"))
-	}
-	if b, err := hex.DecodeString(s); err == nil && (len(b) == 16 || len(b) == 20 || len(b) == 32 || len(b) == 64) {
-		return b, nil
-	}
-	return decodeBase32(s)
-}
-
-// checkSecretLength refuses keys too short to resist guessing (RFC 4226
-// §4 asks for at least 128 bits) and absurdly long ones.
-func checkSecretLength(b []byte) error {
-	if len(b) < 16 {
-		return fmt.Errorf("the secret is %d bytes; at least 16 (128 bits) are required", len(b))
-	}
-	if len(b) > 128 {
-		return fmt.Errorf("the secret is %d bytes; at most 128 are accepted", len(b))
-	}
-	return nil
-}
-
 func totpCredential(cfg *config.Config, secret []byte, active bool) factors.Credential {
 	t := cfg.Factors.TOTP
 	return factors.Credential{Method: factors.TOTP, Secret: secret, Algorithm: t.Algorithm, Digits: t.Digits,
@@ -130,9 +80,9 @@ func enrolTOTP(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			if err != nil {
 				return fmt.Errorf("--secret: %w", err)
 			}
-			secret, err := decodeBase32(ref)
+			secret, err := otp.ParseBase32(ref)
 			if err == nil {
-				err = checkSecretLength(secret)
+				err = otp.CheckSecretLength(secret)
 			}
 			if err != nil {
 				return fmt.Errorf("--secret: %w", err)
@@ -149,7 +99,7 @@ func enrolTOTP(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		if err != nil {
 			return err
 		}
-		secret, err := decodeBase32(key.Secret())
+		secret, err := otp.ParseBase32(key.Secret())
 		if err != nil {
 			return err
 		}
@@ -257,9 +207,9 @@ func enrolHOTP(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		if err != nil {
 			return fmt.Errorf("--secret: %w", err)
 		}
-		secret, err := decodeHOTPSecret(seed)
+		secret, err := otp.ParseSeed(seed)
 		if err == nil {
-			err = checkSecretLength(secret)
+			err = otp.CheckSecretLength(secret)
 		}
 		if err != nil {
 			return fmt.Errorf("--secret: %w", err)
@@ -272,139 +222,6 @@ func enrolHOTP(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return nil
 	}()
 	return exitFor(err, stderr, enrolUsage)
-}
-
-// importLine is one parsed CSV line.
-type importLine struct {
-	user  string // normalised; the canonical name once resolved
-	given string // as written
-	line  int
-	cred  factors.Credential
-}
-
-// parseImport reads user,type,secret[,counter] lines (a header line
-// starting with "user" and lines starting with # are skipped) and reports
-// every bad line; it returns lines only when all are good.
-func parseImport(r io.Reader, name string, cfg *config.Config) ([]importLine, []string) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.Comment = '#'
-	cr.TrimLeadingSpace = true
-	var out []importLine
-	var bad []string
-	seen := map[string]int{}
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			var pe *csv.ParseError
-			if !errors.As(err, &pe) {
-				bad = append(bad, fmt.Sprintf("%s: %v", name, err))
-				break
-			}
-			bad = append(bad, fmt.Sprintf("%s:%d: %v", name, pe.StartLine, err))
-			continue
-		}
-		line, _ := cr.FieldPos(0)
-		if len(out) == 0 && len(bad) == 0 && len(rec) > 0 {
-			// Spreadsheets saving "CSV UTF-8" start with a byte-order mark.
-			rec[0] = strings.TrimPrefix(rec[0], "\ufeff")
-		}
-		if len(out) == 0 && len(bad) == 0 && len(rec) > 0 && strings.EqualFold(strings.TrimSpace(rec[0]), "user") {
-			continue
-		}
-		problem := func(msg string) { bad = append(bad, fmt.Sprintf("%s:%d: %s", name, line, msg)) }
-		if len(rec) < 3 || len(rec) > 4 {
-			problem(fmt.Sprintf("%d fields; want user,type,secret[,counter]", len(rec)))
-			continue
-		}
-		user, err := username.Normalise([]byte(rec[0]), cfg.Server.Username)
-		if err != nil {
-			problem(fmt.Sprintf("user %q: %v", rec[0], err))
-			continue
-		}
-		typ := strings.ToLower(strings.TrimSpace(rec[1]))
-		var c factors.Credential
-		switch typ {
-		case "totp":
-			secret, err := decodeBase32(rec[2])
-			if err == nil {
-				err = checkSecretLength(secret)
-			}
-			if err != nil {
-				problem("secret: " + err.Error())
-				continue
-			}
-			if len(rec) == 4 && strings.TrimSpace(rec[3]) != "" {
-				problem("a counter is only for hotp")
-				continue
-			}
-			c = totpCredential(cfg, secret, true)
-		case "hotp":
-			secret, err := decodeHOTPSecret(rec[2])
-			if err == nil {
-				err = checkSecretLength(secret)
-			}
-			if err != nil {
-				problem("secret: " + err.Error())
-				continue
-			}
-			var n uint64
-			if len(rec) == 4 && strings.TrimSpace(rec[3]) != "" {
-				if n, err = strconv.ParseUint(strings.TrimSpace(rec[3]), 10, 63); err != nil {
-					problem(fmt.Sprintf("counter %q is not a whole number", rec[3]))
-					continue
-				}
-			}
-			c = factors.Credential{Method: factors.HOTP, Secret: secret, Algorithm: "SHA1", Digits: 6, Counter: n, Active: true}
-		default:
-			problem(fmt.Sprintf("type %q is not totp or hotp", rec[1]))
-			continue
-		}
-		k := user + "\x00" + typ
-		if first, dup := seen[k]; dup {
-			problem(fmt.Sprintf("%s %s is also on line %d", user, typ, first))
-			continue
-		}
-		seen[k] = line
-		out = append(out, importLine{user: user, given: rec[0], line: line, cred: c})
-	}
-	if len(bad) > 0 {
-		return nil, bad
-	}
-	return out, nil
-}
-
-// resolveImport replaces each line's user by the canonical name of the
-// directory entry it finds, as enrolling one user does; two lines that
-// turn out to be one user and method are a bad line.
-func resolveImport(ctx context.Context, cfg *config.Config, name string, lines []importLine, stderr io.Writer) error {
-	given := make([]string, len(lines))
-	for i, l := range lines {
-		given[i] = l.given
-	}
-	users, err := canonicalNames(ctx, cfg, given)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return fmt.Errorf("%s names users the directory does not know (above); nothing was imported", name)
-	}
-	seen := map[string]int{}
-	bad := 0
-	for i := range lines {
-		lines[i].user = users[i]
-		k := users[i] + "\x00" + string(lines[i].cred.Method)
-		if first, dup := seen[k]; dup {
-			fmt.Fprintf(stderr, "%s:%d: %s is the directory's %s, as on line %d\n", name, lines[i].line, lines[i].given, users[i], first)
-			bad++
-		}
-		seen[k] = lines[i].line
-	}
-	if bad > 0 {
-		return fmt.Errorf("%d bad lines in %s; nothing was imported", bad, name)
-	}
-	return nil
 }
 
 func enrolImport(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -4,25 +4,15 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
-	"os/signal"
-	"runtime"
-	"slices"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
@@ -30,7 +20,6 @@ import (
 	"github.com/mfabridge/mfabridge/factors/smartcard"
 	"github.com/mfabridge/mfabridge/factors/sms"
 	"github.com/mfabridge/mfabridge/factors/voice"
-	"github.com/mfabridge/mfabridge/internal/admin"
 	"github.com/mfabridge/mfabridge/internal/audit"
 	"github.com/mfabridge/mfabridge/internal/heapfloor"
 	"github.com/mfabridge/mfabridge/internal/state"
@@ -220,242 +209,6 @@ func openStore(cfg *config.Config) (*store.Store, error) {
 		return nil, fmt.Errorf("store.key: %w", err)
 	}
 	return store.Open(cfg.Store.Path, key)
-}
-
-func serve(ctx context.Context, cfg *config.Config, path string, log *slog.Logger, stdout io.Writer) error {
-	auditOut, closeAudit, err := openAudit(cfg.Logging.AuditFile, stdout)
-	if err != nil {
-		return err
-	}
-	defer closeAudit()
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	be := &backends{aud: audit.New(auditOut), m: radius.NewMetrics(reg), state: state.NewMemory(state.MemoryOptions{MaxEntries: cfg.State.MaxEntries})}
-	defer be.state.Close()
-	if be.store, err = openStore(cfg); err != nil {
-		return err
-	}
-	if be.store != nil {
-		defer be.store.Close()
-	}
-	metrics := be.m
-
-	var current atomic.Pointer[graph]
-	if usesSmartcards(cfg) {
-		if be.eap, err = newEAP(cfg.Factors.Smartcard, cfg.Server.ChallengeTimeout, func(chain []*x509.Certificate) error {
-			if g := current.Load(); g != nil && g.cards != nil {
-				return g.cards.Verify(chain)
-			}
-			return errors.New("smartcard logins are not configured")
-		}); err != nil {
-			return err
-		}
-		defer be.eap.Close()
-	}
-	g, err := build(cfg, log, be)
-	if err != nil {
-		return err
-	}
-	current.Store(g)
-	reg.MustRegister(ldapbind.NewCollector(func() *ldapbind.Directory { return current.Load().dir }))
-
-	srv := radius.NewServer(radius.Options{
-		Clients:              g.clients,
-		Handler:              g.conv,
-		DuplicateWindow:      cfg.Server.DuplicateWindow,
-		DuplicateEntries:     cfg.Server.DuplicateCacheEntries,
-		MaxInFlightPerClient: cfg.Server.MaxInFlightPerClient,
-		Metrics:              metrics,
-		Log:                  log.With("component", "radius"),
-	})
-
-	errc := make(chan error, len(cfg.Server.RadiusListen)+1)
-	var conns []net.PacketConn
-	for _, addr := range cfg.Server.RadiusListen {
-		pc, err := listenUDP(addr)
-		if err != nil {
-			for _, c := range conns {
-				c.Close()
-			}
-			return fmt.Errorf("server.radius_listen %s: %w", addr, err)
-		}
-		conns = append(conns, pc)
-	}
-	var radsecLn net.Listener
-	if cfg.Server.RadsecListen != "" {
-		tlsCfg, err := radsecTLS(cfg.Server.RadsecTLS)
-		if err == nil {
-			radsecLn, err = net.Listen("tcp", cfg.Server.RadsecListen)
-		}
-		if err != nil {
-			for _, c := range conns {
-				c.Close()
-			}
-			return fmt.Errorf("server.radsec_listen %s: %w", cfg.Server.RadsecListen, err)
-		}
-		radsecOpts := radius.RadSecOptions{TLS: tlsCfg, IdleTimeout: cfg.Server.RadsecIdleTimeout,
-			MaxConnections: cfg.Server.RadsecMaxConnections}
-		defer func() { radsecLn.Close() }()
-		go func() {
-			if err := srv.ServeRadSec(radsecLn, radsecOpts); err != nil {
-				errc <- err
-			}
-		}()
-	}
-	var ready atomic.Bool
-	var adminSrv *http.Server
-	if cfg.Server.AdminListen != "" {
-		ln, err := net.Listen("tcp", cfg.Server.AdminListen)
-		if err != nil {
-			for _, c := range conns {
-				c.Close()
-			}
-			return fmt.Errorf("server.admin_listen %s: %w", cfg.Server.AdminListen, err)
-		}
-		checks := func() []admin.Check {
-			return []admin.Check{
-				{Name: "listeners", Func: func(context.Context) error {
-					if !ready.Load() {
-						return errors.New("not bound yet")
-					}
-					return nil
-				}},
-				{Name: "ldap", Func: func(ctx context.Context) error { return current.Load().dir.Ping(ctx) }},
-				{Name: "store", Func: func(ctx context.Context) error {
-					if be.store == nil {
-						return nil
-					}
-					return be.store.Ping(ctx)
-				}},
-			}
-		}
-		mux := admin.Handler(reg, checks, log.With("component", "admin"))
-		if cfg.Server.WebhookListen == "" {
-			mux.Handle("POST "+voice.WebhookPath, webhook(&current, log))
-		}
-		if cfg.Server.Pprof {
-			// One contended lock in 100 is recorded, for /debug/pprof/mutex.
-			runtime.SetMutexProfileFraction(100)
-			mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-			mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-			mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-			mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		}
-		adminSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
-		go adminSrv.Serve(ln)
-	}
-	var webhookSrv *http.Server
-	if cfg.Server.WebhookListen != "" {
-		ln, err := net.Listen("tcp", cfg.Server.WebhookListen)
-		if err != nil {
-			for _, c := range conns {
-				c.Close()
-			}
-			return fmt.Errorf("server.webhook_listen %s: %w", cfg.Server.WebhookListen, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("POST "+voice.WebhookPath, webhook(&current, log))
-		webhookSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second}
-		go webhookSrv.Serve(ln)
-	}
-
-	var wg sync.WaitGroup
-	for _, pc := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.Serve(pc); err != nil {
-				errc <- err
-			}
-		}()
-	}
-	ready.Store(true)
-	addrs := make([]string, len(conns))
-	for i, c := range conns {
-		addrs[i] = c.LocalAddr().String()
-	}
-	log.Info("mfabridge started", "version", versionString(), "radius", addrs, "radsec", cfg.Server.RadsecListen, "admin", cfg.Server.AdminListen,
-		"webhooks", orAdmin(cfg.Server.WebhookListen),
-		"clients", len(cfg.Clients), "ldap", cfg.LDAP.URLs)
-
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-
-	var runErr error
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			log.Info("shutting down: no new packets; finishing requests in flight", "grace", shutdownGrace)
-			break loop
-		case err := <-errc:
-			runErr = err
-			break loop
-		case <-hup:
-			reload(path, &current, srv, log, be)
-		}
-	}
-
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("requests still in flight at the end of the grace period were abandoned", "err", err)
-	}
-	wg.Wait()
-	if adminSrv != nil {
-		adminSrv.Shutdown(sctx)
-	}
-	if webhookSrv != nil {
-		webhookSrv.Shutdown(sctx)
-	}
-	current.Load().dir.Close()
-	if err := be.aud.Err(); err != nil {
-		log.Error("audit log write failed", "err", err)
-	}
-	log.Info("mfabridge stopped")
-	return runErr
-}
-
-// reload builds a new graph from the file and swaps it in; a file that
-// does not load is refused with one log line and the old graph stays.
-func reload(path string, current *atomic.Pointer[graph], srv *radius.Server, log *slog.Logger, be *backends) {
-	cfg, err := config.Load(path)
-	if err != nil {
-		log.Error("reload refused; the running configuration stays in force", "err", err.Error())
-		return
-	}
-	old := current.Load()
-	if usesSmartcards(cfg) && be.eap == nil {
-		log.Error("reload refused; the running configuration stays in force", "err", "smartcard logins can be turned on only at start")
-		return
-	}
-	if cfg.Store.Path != old.cfg.Store.Path || cfg.Store.Key.Source() != old.cfg.Store.Key.Source() {
-		log.Error("reload refused; the running configuration stays in force", "err", "store.path and store.key change only on restart")
-		return
-	}
-	g, err := build(cfg, log, be)
-	if err != nil {
-		log.Error("reload refused; the running configuration stays in force", "err", err.Error())
-		return
-	}
-	if !slices.Equal(cfg.Server.RadiusListen, old.cfg.Server.RadiusListen) || cfg.Server.AdminListen != old.cfg.Server.AdminListen ||
-		cfg.Server.WebhookListen != old.cfg.Server.WebhookListen || cfg.State.MaxEntries != old.cfg.State.MaxEntries ||
-		cfg.Server.DuplicateCacheEntries != old.cfg.Server.DuplicateCacheEntries ||
-		cfg.Server.RadsecListen != old.cfg.Server.RadsecListen || cfg.Server.RadsecTLS != old.cfg.Server.RadsecTLS ||
-		cfg.Logging != old.cfg.Logging {
-		log.Warn("listeners, RadSec certificates and logging change only on restart; the rest of the new configuration is in force")
-	}
-	for _, w := range cfg.Warnings {
-		log.Warn(w)
-	}
-	current.Store(g)
-	srv.SetClients(g.clients)
-	srv.SetHandler(g.conv)
-	// Requests already holding the old directory finish with it; its pools
-	// close their connections as they come back.
-	time.AfterFunc(time.Minute, old.dir.Close)
-	log.Info("configuration reloaded", "clients", len(cfg.Clients), "policies", len(cfg.Policies))
 }
 
 // webhook serves Twilio's posts of the key pressed in an approval call;
