@@ -31,7 +31,7 @@ func TestExamplesCheck(t *testing.T) {
 // TestSystemdUnit keeps the unit's sandboxing in place.
 func TestSystemdUnit(t *testing.T) {
 	b := mustRead(t, "../packaging/mfabridge.service")
-	for _, want := range []string{"DynamicUser=yes", "ProtectSystem=strict", "StateDirectory=mfabridge", "NoNewPrivileges=yes",
+	for _, want := range []string{"User=mfabridge", "Group=mfabridge", "ProtectSystem=strict", "StateDirectory=mfabridge", "NoNewPrivileges=yes",
 		"RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "ExecReload=/bin/kill -HUP $MAINPID", "CapabilityBoundingSet="} {
 		if !strings.Contains(b, want) {
 			t.Errorf("mfabridge.service lacks %q", want)
