@@ -476,10 +476,16 @@ func (c *Config) validateFactors(v *validator) {
 	if f.Voice.MaxPerHour < 1 {
 		v.bad("factors.voice.max_per_hour", "must be at least 1", "3 is usual; every call costs money")
 	}
-	if !slices.Contains([]string{"upn", "email", "subject_cn"}, f.Smartcard.Identity) {
-		v.bad("factors.smartcard.identity", fmt.Sprintf("%q is not upn, email or subject_cn", f.Smartcard.Identity), "upn suits Active Directory cards")
+	c.validateSmartcard(v)
+}
+
+// validateSmartcard checks factors.smartcard: identity, revocation rules,
+// realms, and the files a policy with smartcard: true needs.
+func (c *Config) validateSmartcard(v *validator) {
+	sc := c.Factors.Smartcard
+	if !slices.Contains([]string{"upn", "email", "subject_cn"}, sc.Identity) {
+		v.bad("factors.smartcard.identity", fmt.Sprintf("%q is not upn, email or subject_cn", sc.Identity), "upn suits Active Directory cards")
 	}
-	sc := f.Smartcard
 	rules := []string{RevocationCRL, RevocationOCSP, RevocationCRLAndOCSP, RevocationNone}
 	if !slices.Contains(rules, sc.Revocation) {
 		v.bad("factors.smartcard.revocation", fmt.Sprintf("%q is not crl, ocsp, crl_and_ocsp or none", sc.Revocation), "crl suits a CA that publishes CRLs")
@@ -527,7 +533,7 @@ func (c *Config) validateFactors(v *validator) {
 		}
 		break
 	}
-	for i, e := range f.Smartcard.RequireEKU {
+	for i, e := range sc.RequireEKU {
 		if e != "client_auth" && e != "smartcard_logon" {
 			v.bad(fmt.Sprintf("factors.smartcard.require_eku[%d]", i), fmt.Sprintf("%q is not client_auth or smartcard_logon", e), "write client_auth, smartcard_logon or both")
 		}

@@ -128,6 +128,15 @@ func (c *Conversation) loginUser(ctx context.Context, client *Client, pol *polic
 	if remembered && used.code == "" && asked == "" {
 		return accept(audit.ReasonRemembered, pol.replyAttributes(found))
 	}
+	return c.secondFactor(ctx, client, pol, found, lk, used.code, asked, station)
+}
+
+// secondFactor asks for, or checks, the second factor of a user whose
+// password was right (DESIGN §2 step 10), by the policy's mode: code is
+// what append mode read after the password, asked the method
+// "password,sms" or "password,call" asked for.
+func (c *Conversation) secondFactor(ctx context.Context, client *Client, pol *policy, found *factors.User, lk lockKeys,
+	code string, asked factors.Method, station string) decision {
 	offered := c.offered(pol, found)
 	if len(offered) == 0 {
 		switch {
@@ -146,10 +155,10 @@ func (c *Conversation) loginUser(ctx context.Context, client *Client, pol *polic
 		switch {
 		case asked != "":
 			return c.appendStart(ctx, client, pol, found, lk, offered, asked, station)
-		case used.code == "":
+		case code == "":
 			return reject(audit.ReasonCodeMissing, c.appendHint(found, offered))
 		}
-		return c.verify(ctx, client, pol, found, lk, offered, "", used.code, station)
+		return c.verify(ctx, client, pol, found, lk, offered, "", code, station)
 	case config.ModeChallenge:
 		return c.firstChallenge(ctx, client, pol, found, offered, station)
 	case config.ModeAuto:

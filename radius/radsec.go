@@ -77,12 +77,7 @@ func (s *Server) ServeRadSec(ln net.Listener, o RadSecOptions) error {
 	s.mu.Unlock()
 	defer s.readers.Done()
 
-	slots := make(chan struct{}, o.MaxConnections)
-	// A connection costs a slot and up to HandshakeTimeout of TLS work
-	// before its certificate says who it is: so its source address must
-	// be inside a RadSec client's range before either is spent, and one
-	// address may hold only a few.
-	var perSource sync.Map // netip.Addr → *atomic.Int32
+	adm := &admission{slots: make(chan struct{}, o.MaxConnections), perSource: o.MaxPerSource}
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -96,33 +91,14 @@ func (s *Server) ServeRadSec(ln net.Listener, o RadSecOptions) error {
 			}
 			return err
 		}
-		from := tcpAddrPort(c.RemoteAddr())
-		if !s.clients.Load().RadSecSource(from.Addr()) {
-			s.drop(DropUnknownClient, from, nil)
-			s.warn.note(s.now(), DropUnknownClient, from.Addr().Unmap(), "",
-				"RadSec connection from an address inside no RadSec client's range; closed (check clients[].address)")
-			c.Close()
-			continue
-		}
-		v, _ := perSource.LoadOrStore(from.Addr().Unmap(), new(atomic.Int32))
-		count := v.(*atomic.Int32)
-		if count.Add(1) > int32(o.MaxPerSource) {
-			count.Add(-1)
-			s.metrics.Dropped.WithLabelValues(DropRadSecSource).Inc()
-			c.Close()
-			continue
-		}
-		select {
-		case slots <- struct{}{}:
-		default:
-			count.Add(-1)
-			s.metrics.Dropped.WithLabelValues(DropRadSecLimit).Inc()
+		release, ok := s.admit(adm, c)
+		if !ok {
 			c.Close()
 			continue
 		}
 		if !s.track(c, true) {
 			c.Close()
-			<-slots
+			release()
 			return nil
 		}
 		s.readers.Add(1)
@@ -130,13 +106,53 @@ func (s *Server) ServeRadSec(ln net.Listener, o RadSecOptions) error {
 			defer func() {
 				s.track(c, false)
 				c.Close()
-				count.Add(-1)
-				<-slots
+				release()
 				s.readers.Done()
 			}()
 			s.serveTLSConn(tls.Server(c, cfg), o)
 		}()
 	}
+}
+
+// admission bounds the RadSec connections open: in all, and per source
+// address.
+type admission struct {
+	slots     chan struct{}
+	perSource int
+	sources   sync.Map // netip.Addr → *atomic.Int32
+}
+
+// admit decides on a new connection before any TLS work: a connection
+// costs a slot and up to HandshakeTimeout of handshake before its
+// certificate says who it is, so its source must be inside a RadSec
+// client's range before either is spent, and one address may hold only a
+// few. release gives the slot back.
+func (s *Server) admit(a *admission, c net.Conn) (release func(), ok bool) {
+	from := tcpAddrPort(c.RemoteAddr())
+	if !s.clients.Load().RadSecSource(from.Addr()) {
+		s.drop(DropUnknownClient, from, nil)
+		s.warn.note(s.now(), DropUnknownClient, from.Addr().Unmap(), "",
+			"RadSec connection from an address inside no RadSec client's range; closed (check clients[].address)")
+		return nil, false
+	}
+	v, _ := a.sources.LoadOrStore(from.Addr().Unmap(), new(atomic.Int32))
+	count := v.(*atomic.Int32)
+	if count.Add(1) > int32(a.perSource) {
+		count.Add(-1)
+		s.metrics.Dropped.WithLabelValues(DropRadSecSource).Inc()
+		return nil, false
+	}
+	select {
+	case a.slots <- struct{}{}:
+	default:
+		count.Add(-1)
+		s.metrics.Dropped.WithLabelValues(DropRadSecLimit).Inc()
+		return nil, false
+	}
+	return func() {
+		count.Add(-1)
+		<-a.slots
+	}, true
 }
 
 // armRead sets the idle deadline for the next read, unless Shutdown has
