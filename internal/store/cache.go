@@ -97,7 +97,9 @@ func (c *cache) header() (h header, ok bool) {
 // ownCommit keeps the entries across a commit of this store that changed
 // nothing they hold but last-use times (which no login reads), given the
 // header read inside the commit's transaction, with the write lock held,
-// and the header read after it. Only when that commit is provably the
+// and the header read after it. The commit must have written something:
+// one that wrote nothing leaves the header alone, and the next commit, by
+// anyone, would then count as its. Only when that commit is provably the
 // one commit since the entries were read: before is the header they were
 // read under, and after counts exactly one transaction more with the
 // same salts (no restart of the log between). Anything else is left to

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/mfabridge/mfabridge/factors"
 )
@@ -108,7 +110,14 @@ func TestCacheUnderConcurrentWrites(t *testing.T) {
 		}()
 	}
 	// This handle writes recorded uses all the while, the commits the
-	// cache survives: they must never hide the other handle's.
+	// cache survives: they must never hide the other handle's. Its clock
+	// runs 45 minutes a flush, so every other flush has something to
+	// write (uses are written once an hour) and the others nothing, both
+	// kinds a few a millisecond, as no server flushes, near enough to
+	// meet the other handle's commits.
+	var clock atomic.Int64
+	clock.Store(time.Now().Unix())
+	server.now = func() time.Time { return time.Unix(clock.Add(45*60), 0) }
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -116,7 +125,7 @@ func TestCacheUnderConcurrentWrites(t *testing.T) {
 			select {
 			case <-stop:
 				return
-			default:
+			case <-time.After(200 * time.Microsecond):
 			}
 			server.Used(ctx, "bob", factors.HOTP)
 			server.flushUsed()
