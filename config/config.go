@@ -165,9 +165,19 @@ type UserAttributes struct {
 
 // Store is the enrolment store.
 type Store struct {
-	Path string `yaml:"path"` // SQLite file; default /var/lib/mfabridge/store.db
-	Key  Secret `yaml:"key"`  // 32 bytes, hex or base64
+	// Driver is sqlite (default: one file, one machine) or postgres
+	// (several instances share it).
+	Driver string `yaml:"driver"`
+	Path   string `yaml:"path"` // sqlite: the file; default /var/lib/mfabridge/store.db
+	DSN    Secret `yaml:"dsn"`  // postgres: a connection string, as a secret reference
+	Key    Secret `yaml:"key"`  // 32 bytes, hex or base64
 }
+
+// Store drivers.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
 
 // State selects where ephemeral state lives.
 type State struct {
@@ -182,10 +192,39 @@ type State struct {
 
 // Redis is the shared state backend for several bridge instances.
 type Redis struct {
+	// Addresses are host:port: the one Redis server, or with
+	// SentinelMaster the Sentinels that know the primary.
 	Addresses []string `yaml:"addresses"`
-	Password  Secret   `yaml:"password"` // optional
+	Username  string   `yaml:"username"` // ACL user; default: Redis's default user
+	Password  Secret   `yaml:"password"`
 	DB        int      `yaml:"db"`
+	// Prefix begins every key; it starts with "mfabridge:", so that one
+	// ACL rule (~mfabridge:*) covers every bridge. Default "mfabridge:".
+	Prefix         string `yaml:"prefix"`
+	SentinelMaster string `yaml:"sentinel_master"` // set: Addresses are Sentinels
+	// SentinelUsername and SentinelPassword authenticate to the
+	// Sentinels themselves, when they ask for it.
+	SentinelUsername string `yaml:"sentinel_username"`
+	SentinelPassword Secret `yaml:"sentinel_password"`
+	// TLS, when present (even empty: tls: {}), encrypts every
+	// connection and verifies the server's certificate.
+	TLS *RedisTLS `yaml:"tls"`
+	// Timeout bounds each command and each connection attempt, so that a
+	// lost Redis refuses requests at once instead of holding them.
+	// Default 1s.
+	Timeout Duration `yaml:"timeout"`
 }
+
+// RedisTLS verifies Redis's certificate: against CAFile, or the system
+// roots, for ServerName (default: the host of each address).
+type RedisTLS struct {
+	CAFile             string `yaml:"ca_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// DefaultRedisPrefix begins every key in Redis.
+const DefaultRedisPrefix = "mfabridge:"
 
 // Factors configures each second factor.
 type Factors struct {

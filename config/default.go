@@ -31,8 +31,9 @@ func Default() Config {
 			PoolSize:   8,
 			Timeout:    5 * time.Second,
 		},
-		Store: Store{Path: "/var/lib/mfabridge/store.db"},
-		State: State{Backend: "memory", MaxEntries: 1_000_000},
+		Store: Store{Driver: DriverSQLite, Path: "/var/lib/mfabridge/store.db"},
+		State: State{Backend: "memory", MaxEntries: 1_000_000,
+			Redis: Redis{Prefix: DefaultRedisPrefix, Timeout: time.Second}},
 		Factors: Factors{
 			TOTP:   TOTP{Issuer: "mfabridge", Digits: 6, Period: 30 * time.Second, Skew: 1, Algorithm: "SHA1"},
 			HOTP:   HOTP{LookAhead: 20},

@@ -390,8 +390,19 @@ func balancedFilter(f string) bool {
 }
 
 func (c *Config) validateStoreState(v *validator) {
-	if c.Store.Path == "" {
-		v.bad("store.path", "missing", "write the path of the enrolment database, such as /var/lib/mfabridge/store.db")
+	switch c.Store.Driver {
+	case DriverSQLite:
+		if c.Store.Path == "" {
+			v.bad("store.path", "missing", "write the path of the enrolment database, such as /var/lib/mfabridge/store.db")
+		}
+	case DriverPostgres:
+		v.bad("store.driver", "the postgres driver is not available in this version of mfabridge", "write sqlite")
+		if c.Store.DSN.IsZero() {
+			v.bad("store.dsn", "the postgres driver needs a connection string",
+				`write dsn: "env:MFABRIDGE_PG_DSN" and set it to postgres://mfabridge@db.example.org/mfabridge?sslmode=verify-full`)
+		}
+	default:
+		v.bad("store.driver", fmt.Sprintf("%q is not sqlite or postgres", c.Store.Driver), "write sqlite (one instance) or postgres (several)")
 	}
 	for _, name := range sortedKeys(c.Policies) {
 		if c.Policies[name].MFA != MFAOff && c.Store.Key.IsZero() {
@@ -406,9 +417,60 @@ func (c *Config) validateStoreState(v *validator) {
 	switch c.State.Backend {
 	case "memory":
 	case "redis":
-		v.bad("state.backend", "the redis backend is not available in this version of mfabridge", "write memory")
+		c.validateRedis(v)
 	default:
 		v.bad("state.backend", fmt.Sprintf("%q is not memory or redis", c.State.Backend), "write memory (one instance) or redis (several)")
+	}
+}
+
+func (c *Config) validateRedis(v *validator) {
+	r := c.State.Redis
+	if c.Store.Key.IsZero() {
+		// Values in Redis are sealed under a key derived from it.
+		v.bad("state.backend", "the redis backend seals what it stores under store.key, which is missing",
+			`create a key with: openssl rand -hex 32 > /etc/mfabridge/store.key, then write store: {key: "file:/etc/mfabridge/store.key"}`)
+	}
+	switch {
+	case len(r.Addresses) == 0:
+		v.bad("state.redis.addresses", "missing", `write the Redis server's address, such as ["redis.example.org:6379"]`)
+	case len(r.Addresses) > 1 && r.SentinelMaster == "":
+		v.bad("state.redis.addresses", fmt.Sprintf("%d addresses without sentinel_master", len(r.Addresses)),
+			"give one Redis server, or Sentinels and the name they monitor in sentinel_master (Redis Cluster is not supported)")
+	}
+	clear := r.TLS == nil
+	for i, a := range r.Addresses {
+		p := "state.redis.addresses[" + strconv.Itoa(i) + "]"
+		host, port, err := net.SplitHostPort(a)
+		if err != nil || host == "" || port == "" {
+			v.bad(p, fmt.Sprintf("%q is not host:port", a), "write an address such as redis.example.org:6379")
+			continue
+		}
+		if clear && !isLoopbackHost(host) {
+			v.warning(p, "Redis is reached in clear text: add tls: {ca_file: ...} so sessions and counters cannot be read or changed on the way")
+		}
+	}
+	if !strings.HasPrefix(r.Prefix, DefaultRedisPrefix) {
+		v.bad("state.redis.prefix", fmt.Sprintf("%q does not start with %q", r.Prefix, DefaultRedisPrefix),
+			`keep "mfabridge:", or name a site after it, such as "mfabridge:london:"`)
+	}
+	if r.DB < 0 {
+		v.bad("state.redis.db", fmt.Sprintf("%d is negative", r.DB), "write 0 unless the Redis server is shared by database number")
+	}
+	if r.Timeout < 50*time.Millisecond || r.Timeout > 10*time.Second {
+		v.bad("state.redis.timeout", fmt.Sprintf("%s is not from 50ms to 10s", r.Timeout), "1s suits a Redis on the local network")
+	}
+	if r.SentinelMaster == "" && (r.SentinelUsername != "" || !r.SentinelPassword.IsZero()) {
+		v.bad("state.redis.sentinel_password", "Sentinel credentials without sentinel_master", "name the monitored primary in sentinel_master, or remove them")
+	}
+	if r.TLS != nil {
+		if r.TLS.InsecureSkipVerify {
+			v.warning("state.redis.tls.insecure_skip_verify", "Redis's certificate is not verified; anyone on the path can read and change sessions and counters")
+		}
+		if f := r.TLS.CAFile; f != "" {
+			if _, err := os.ReadFile(f); err != nil {
+				v.bad("state.redis.tls.ca_file", err.Error(), "give the PEM file of the CA that signed Redis's certificate")
+			}
+		}
 	}
 }
 
@@ -722,6 +784,8 @@ func (c *Config) resolve() []Problem {
 		}
 	}
 	res("state.redis.password", &c.State.Redis.Password)
+	res("state.redis.sentinel_password", &c.State.Redis.SentinelPassword)
+	res("store.dsn", &c.Store.DSN)
 	res("factors.twilio.account_sid", &c.Factors.Twilio.AccountSID)
 	res("factors.twilio.auth_token", &c.Factors.Twilio.AuthToken)
 	for key, f := range map[string]string{"cert_file": c.Server.RadsecTLS.CertFile, "key_file": c.Server.RadsecTLS.KeyFile,

@@ -2,8 +2,9 @@ package factors
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
-	"crypto/subtle"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -18,16 +20,22 @@ import (
 // approvals and send counters in; internal/state satisfies it. Every
 // call is atomic.
 type KV interface {
+	SetNX(ctx context.Context, key string, val []byte, ttl time.Duration) (bool, error)
 	Set(ctx context.Context, key string, val []byte, ttl time.Duration) error
 	Get(ctx context.Context, key string) ([]byte, bool, error)
 	Take(ctx context.Context, key string) ([]byte, bool, error)
 	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
+	Delete(ctx context.Context, key string) error
 }
 
 // SentCodes issues and checks the one-time codes a factor sends out of
 // band: random digits from crypto/rand, one pending code per user and
 // method (a new one replaces it), single-use, expiring after TTL, and
 // dropped after MaxTries wrong answers.
+//
+// A pending code is kept as an HMAC-SHA256 under Key, never as it is: who
+// reads the state store (a shared Redis) cannot read a code off it, and
+// six digits under a key they do not hold cannot be searched.
 type SentCodes struct {
 	KV       KV
 	Length   int
@@ -35,11 +43,30 @@ type SentCodes struct {
 	MaxTries int       // default 3
 	Rand     io.Reader // default crypto/rand
 	Now      func() time.Time
+	// Key is the HMAC key; instances sharing a state store share it
+	// (derived from store.key). nil: a random key of this process.
+	Key []byte
+
+	keyOnce sync.Once
 }
 
 type pendingCode struct {
-	Code    string    `json:"code"`
+	MAC     []byte    `json:"mac"`
 	Expires time.Time `json:"expires"`
+}
+
+// mac binds a code to its method and user, so that a pending code's
+// value is worth nothing under another key.
+func (s *SentCodes) mac(m Method, user, code string) []byte {
+	s.keyOnce.Do(func() {
+		if s.Key == nil {
+			s.Key = make([]byte, 32)
+			rand.Read(s.Key)
+		}
+	})
+	h := hmac.New(sha256.New, s.Key)
+	h.Write([]byte(string(m) + "\x00" + user + "\x00" + code))
+	return h.Sum(nil)
 }
 
 func codeKey(m Method, user string) string  { return "code:" + string(m) + ":" + user }
@@ -60,12 +87,12 @@ func (s *SentCodes) Issue(ctx context.Context, m Method, user string) (string, e
 		b.WriteByte(byte('0' + d.Int64()))
 	}
 	code := b.String()
-	v, _ := json.Marshal(pendingCode{Code: code, Expires: s.now().Add(s.TTL)})
+	v, _ := json.Marshal(pendingCode{MAC: s.mac(m, user, code), Expires: s.now().Add(s.TTL)})
 	if err := s.KV.Set(ctx, codeKey(m, user), v, s.TTL); err != nil {
 		return "", fmt.Errorf("store the code: %w", err)
 	}
 	// A fresh code gets fresh tries.
-	if _, _, err := s.KV.Take(ctx, triesKey(m, user)); err != nil {
+	if err := s.KV.Delete(ctx, triesKey(m, user)); err != nil {
 		return "", err
 	}
 	return code, nil
@@ -94,14 +121,14 @@ func (s *SentCodes) Check(ctx context.Context, m Method, user, answer string) er
 		return ErrExpired
 	}
 	answer = strings.ReplaceAll(strings.TrimSpace(answer), " ", "")
-	if subtle.ConstantTimeCompare([]byte(answer), []byte(p.Code)) != 1 {
+	if !hmac.Equal(s.mac(m, user, answer), p.MAC) {
 		max := s.MaxTries
 		if max <= 0 {
 			max = 3
 		}
 		n, err := s.KV.Incr(ctx, triesKey(m, user), s.TTL)
 		if err == nil && n >= int64(max) {
-			s.KV.Take(ctx, codeKey(m, user))
+			s.KV.Delete(ctx, codeKey(m, user))
 		}
 		return ErrWrongCode
 	}

@@ -345,3 +345,41 @@ func TestSendLimitsRefusedSendsDoNotUseTheGlobalCeiling(t *testing.T) {
 		t.Fatalf("alice, after one real send this minute: %v", err)
 	}
 }
+
+// What the state store holds for a pending code is a keyed hash: the code
+// cannot be read off it, nor found by trying every code without the key,
+// and the value of one user's code is worth nothing for another's.
+func TestSentCodesStoredAsKeyedHashes(t *testing.T) {
+	kv := memKV(t, nil)
+	key := bytes.Repeat([]byte{7}, 32)
+	s := &SentCodes{KV: kv, Length: 6, TTL: 5 * time.Minute, Key: key}
+	code, err := s.Issue(bg, SMS, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, ok, _ := kv.Get(bg, codeKey(SMS, "alice"))
+	if !ok {
+		t.Fatal("no pending code stored")
+	}
+	if bytes.Contains(v, []byte(code)) {
+		t.Fatalf("the stored value %q holds the code %s", v, code)
+	}
+	// Another process with another key cannot use the value.
+	other := &SentCodes{KV: kv, Length: 6, TTL: 5 * time.Minute, Key: bytes.Repeat([]byte{8}, 32)}
+	if err := other.Check(bg, SMS, "alice", code); !errors.Is(err, ErrWrongCode) {
+		t.Fatalf("checked under another key: %v, want ErrWrongCode", err)
+	}
+	// Bob's pending value moved under Alice's key does not take Bob's code.
+	bobCode, _ := s.Issue(bg, SMS, "bob")
+	s.Issue(bg, SMS, "alice")
+	bob, _, _ := kv.Get(bg, codeKey(SMS, "bob"))
+	kv.Set(bg, codeKey(SMS, "alice"), bob, time.Minute)
+	if err := s.Check(bg, SMS, "alice", bobCode); !errors.Is(err, ErrWrongCode) {
+		t.Fatalf("bob's code at alice's key: %v, want ErrWrongCode", err)
+	}
+	// The same key in another instance checks it.
+	peer := &SentCodes{KV: kv, Length: 6, TTL: 5 * time.Minute, Key: key}
+	if err := peer.Check(bg, SMS, "bob", bobCode); err != nil {
+		t.Fatalf("bob's code at an instance with the same key: %v", err)
+	}
+}

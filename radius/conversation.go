@@ -65,6 +65,7 @@ type State interface {
 	Take(ctx context.Context, key string) ([]byte, bool, error)
 	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
 	Decr(ctx context.Context, key string) (int64, error)
+	Count(ctx context.Context, key string) (int64, error)
 }
 
 // ConversationOptions configure a Conversation.

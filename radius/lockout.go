@@ -92,12 +92,11 @@ func (c *Conversation) passwordBudget(ctx context.Context, lk lockKeys, u *facto
 	}
 	b := budget{counter: "fail:station:" + strconv.FormatInt(lk.epoch, 10) + ":" + u.Name + "\x00" + station,
 		max: stationAttempts, reason: audit.ReasonLockedPassword}
-	v, _, err := c.state.Get(ctx, b.counter)
+	n, err := c.state.Count(ctx, b.counter)
 	if err != nil {
 		c.log.Error("state store unavailable", "err", err)
 		return budget{}, reject(audit.ReasonStateDown, msgUnavailable), false
 	}
-	n, _ := strconv.Atoi(string(v))
 	if n >= stationAttempts {
 		return budget{}, d, false
 	}

@@ -2,6 +2,7 @@ package radius
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -38,7 +39,13 @@ type session struct {
 // stateLen is 128 bits of randomness (DESIGN §2 step 10).
 const stateLen = 16
 
-func sessionKey(state []byte) string { return "session:" + hex.EncodeToString(state) }
+// sessionKey is where the session of a State is kept: under a hash of
+// it, so that whoever can list a shared state store's keys learns no
+// State to present.
+func sessionKey(state []byte) string {
+	sum := sha256.Sum256(state)
+	return "session:" + hex.EncodeToString(sum[:16])
+}
 
 // isStarter reports whether m sends something when chosen.
 func (c *Conversation) isStarter(m factors.Method) bool {

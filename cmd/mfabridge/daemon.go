@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"reflect"
 	"runtime"
 	"slices"
 	"sync"
@@ -26,7 +27,6 @@ import (
 	"github.com/mfabridge/mfabridge/factors/voice"
 	"github.com/mfabridge/mfabridge/internal/admin"
 	"github.com/mfabridge/mfabridge/internal/audit"
-	"github.com/mfabridge/mfabridge/internal/state"
 	"github.com/mfabridge/mfabridge/ldapbind"
 	"github.com/mfabridge/mfabridge/radius"
 )
@@ -83,8 +83,12 @@ func (d *daemon) open(stdout io.Writer) error {
 	d.closers = append(d.closers, closeAudit)
 	d.reg = prometheus.NewRegistry()
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	d.be = &backends{aud: audit.New(auditOut), m: radius.NewMetrics(d.reg), state: state.NewMemory(state.MemoryOptions{MaxEntries: cfg.State.MaxEntries})}
-	d.closers = append(d.closers, func() { d.be.state.Close() })
+	st, err := openState(cfg, d.log)
+	if err != nil {
+		return err
+	}
+	d.be = &backends{aud: audit.New(auditOut), m: radius.NewMetrics(d.reg), state: st}
+	d.closers = append(d.closers, func() { st.Close() })
 	if d.be.store, err = openStore(cfg); err != nil {
 		return err
 	}
@@ -186,6 +190,12 @@ func (d *daemon) adminMux() *http.ServeMux {
 				return nil
 			}},
 			{Name: "ldap", Func: func(ctx context.Context) error { return d.current.Load().dir.Ping(ctx) }},
+			{Name: "state", Func: func(ctx context.Context) error {
+				if d.be.state.ping == nil {
+					return nil
+				}
+				return d.be.state.ping(ctx)
+			}},
 			{Name: "store", Func: func(ctx context.Context) error {
 				if d.be.store == nil {
 					return nil
@@ -306,8 +316,9 @@ func (d *daemon) reload() {
 		refuse("smartcard logins can be turned on only at start")
 		return
 	}
-	if cfg.Store.Path != old.cfg.Store.Path || cfg.Store.Key.Source() != old.cfg.Store.Key.Source() {
-		refuse("store.path and store.key change only on restart")
+	if cfg.Store.Driver != old.cfg.Store.Driver || cfg.Store.Path != old.cfg.Store.Path ||
+		cfg.Store.DSN.Source() != old.cfg.Store.DSN.Source() || cfg.Store.Key.Source() != old.cfg.Store.Key.Source() {
+		refuse("store.driver, path, dsn and key change only on restart")
 		return
 	}
 	g, err := build(cfg, d.log, d.be)
@@ -335,5 +346,5 @@ func restartOnly(cfg, old *config.Config) bool {
 	s, o := cfg.Server, old.Server
 	return !slices.Equal(s.RadiusListen, o.RadiusListen) || s.AdminListen != o.AdminListen || s.WebhookListen != o.WebhookListen ||
 		s.RadsecListen != o.RadsecListen || s.RadsecTLS != o.RadsecTLS || s.DuplicateCacheEntries != o.DuplicateCacheEntries ||
-		cfg.State.MaxEntries != old.State.MaxEntries || cfg.Logging != old.Logging
+		!reflect.DeepEqual(cfg.State, old.State) || cfg.Logging != old.Logging
 }

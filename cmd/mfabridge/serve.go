@@ -22,7 +22,6 @@ import (
 	"github.com/mfabridge/mfabridge/factors/voice"
 	"github.com/mfabridge/mfabridge/internal/audit"
 	"github.com/mfabridge/mfabridge/internal/heapfloor"
-	"github.com/mfabridge/mfabridge/internal/state"
 	"github.com/mfabridge/mfabridge/internal/store"
 	"github.com/mfabridge/mfabridge/internal/twilio"
 	"github.com/mfabridge/mfabridge/ldapbind"
@@ -98,7 +97,7 @@ type backends struct {
 	// eap runs EAP-TLS sessions; it outlives reloads so that logins in
 	// progress survive one. Its server certificate changes on restart.
 	eap   *eap.Server
-	state *state.Memory
+	state *sharedState
 	aud   *audit.Log
 	m     *radius.Metrics
 }
@@ -188,7 +187,7 @@ func (g *graph) buildFactors(be *backends) ([]factors.Factor, error) {
 		return &factors.SendLimits{KV: be.state, PerUserHour: perHour, GlobalMinute: tw.MaxPerMinute}
 	}
 	codes := func() *factors.SentCodes {
-		return &factors.SentCodes{KV: be.state, Length: cfg.Factors.SMS.CodeLength, TTL: cfg.Factors.SMS.CodeTTL}
+		return &factors.SentCodes{KV: be.state, Length: cfg.Factors.SMS.CodeLength, TTL: cfg.Factors.SMS.CodeTTL, Key: be.state.codeKey}
 	}
 	fs = append(fs, sms.New(sms.Options{Messenger: g.twilio, Codes: codes(), Limits: limits(cfg.Factors.SMS.MaxPerHour),
 		Message: cfg.Factors.SMS.Message, Issuer: cfg.Factors.TOTP.Issuer, CountryCode: tw.DefaultCountryCode}))

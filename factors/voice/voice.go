@@ -123,13 +123,26 @@ func (v *Voice) Factor() factors.Starter {
 // approver is the voice factor in approve mode.
 type approver struct{ *Voice }
 
+// An approval is three keys in the state store, each written once, so
+// that no step reads a value and writes it back (another instance may be
+// at the same approval): the record (who, until when), the call's SID
+// (set once the call is placed; the webhook accepts that call only), and
+// the result (the first key the callee pressed; written with SetNX, so
+// it is never changed).
+func tokenKey(token string) string  { return "approve:token:" + token }
+func sidKey(token string) string    { return "approve:sid:" + token }
+func resultKey(token string) string { return "approve:result:" + token }
+
 // Approval reports where the approval ref of u stands.
 func (a approver) Approval(ctx context.Context, u *factors.User, ref string) (factors.Approval, error) {
-	r, err := a.record(ctx, u.Name, ref)
-	if err != nil {
+	if _, err := a.record(ctx, u.Name, ref); err != nil {
 		return factors.Pending, err
 	}
-	switch r.Status {
+	res, ok, err := a.o.KV.Get(ctx, resultKey(ref))
+	if err != nil || !ok {
+		return factors.Pending, err
+	}
+	switch string(res) {
 	case "approved":
 		return factors.Approved, nil
 	case "refused":
@@ -138,7 +151,8 @@ func (a approver) Approval(ctx context.Context, u *factors.User, ref string) (fa
 	return factors.Pending, nil
 }
 
-// Take uses the approved approval ref of u: it lets in one login.
+// Take uses the approved approval ref of u: it lets in one login. Of two
+// takers (two instances), one gets the record.
 func (a approver) Take(ctx context.Context, u *factors.User, ref string) error {
 	st, err := a.Approval(ctx, u, ref)
 	if err != nil {
@@ -161,12 +175,8 @@ func (a approver) Take(ctx context.Context, u *factors.User, ref string) error {
 // record is one approval: a call placed to user, waiting for a key.
 type record struct {
 	User    string    `json:"user"`
-	CallSID string    `json:"call_sid,omitempty"`
-	Status  string    `json:"status"` // pending, approved, refused
 	Expires time.Time `json:"expires"`
 }
-
-func tokenKey(token string) string { return "approve:token:" + token }
 
 // startApproval records a pending approval and places the call; it
 // returns the approval's token, which only its caller knows.
@@ -182,26 +192,17 @@ func (v *Voice) startApproval(ctx context.Context, user, to string) (string, err
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < ttl {
 		ttl = time.Until(dl)
 	}
-	rec, _ := json.Marshal(record{User: user, Status: "pending", Expires: time.Now().Add(ttl)})
+	rec, _ := json.Marshal(record{User: user, Expires: time.Now().Add(ttl)})
 	if err := v.o.KV.Set(ctx, tokenKey(token), rec, ttl); err != nil {
 		return "", err
 	}
 	sid, err := v.o.Caller.Call(ctx, to, approveTwiML(v.o.Issuer, v.actionURL(token)))
 	if err != nil {
-		v.o.KV.Take(ctx, tokenKey(token))
+		v.o.KV.Delete(ctx, tokenKey(token))
 		return "", err
 	}
 	// Keep the call's SID, so that the webhook accepts this call only.
-	if cur, ok, err := v.o.KV.Get(ctx, tokenKey(token)); err == nil && ok {
-		var r record
-		if json.Unmarshal(cur, &r) == nil && r.Status == "pending" {
-			r.CallSID = sid
-			if left := time.Until(r.Expires); left > 0 {
-				nb, _ := json.Marshal(r)
-				v.o.KV.Set(ctx, tokenKey(token), nb, left)
-			}
-		}
-	}
+	v.o.KV.Set(ctx, sidKey(token), []byte(sid), ttl)
 	return token, nil
 }
 

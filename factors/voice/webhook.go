@@ -54,23 +54,38 @@ func (v *Voice) Webhook(val Validator, log *slog.Logger) http.Handler {
 			return
 		}
 		var rec record
-		if !ok || json.Unmarshal(b, &rec) != nil || rec.Status != "pending" || !time.Now().Before(rec.Expires) ||
-			(rec.CallSID != "" && rec.CallSID != params["CallSid"]) {
+		if !ok || json.Unmarshal(b, &rec) != nil || !time.Now().Before(rec.Expires) {
 			log.Warn("Twilio webhook for no live approval", "call_sid", params["CallSid"])
 			reply(w, http.StatusOK, "This sign-in request has expired. Goodbye.")
 			return
 		}
-		rec.Status = "refused"
-		if params["Digits"] == "#" {
-			rec.Status = "approved"
-		}
-		nb, _ := json.Marshal(rec)
-		if err := v.o.KV.Set(ctx, tokenKey(token), nb, time.Until(rec.Expires)); err != nil {
+		sid, ok, err := v.o.KV.Get(ctx, sidKey(token))
+		if err != nil {
 			http.Error(w, "unavailable", http.StatusServiceUnavailable)
 			return
 		}
-		log.Info("sign-in by phone call", "user", rec.User, "result", rec.Status, "call_sid", params["CallSid"])
-		if rec.Status == "approved" {
+		if ok && string(sid) != params["CallSid"] {
+			log.Warn("Twilio webhook from another call refused", "call_sid", params["CallSid"])
+			reply(w, http.StatusOK, "This sign-in request has expired. Goodbye.")
+			return
+		}
+		result := "refused"
+		if params["Digits"] == "#" {
+			result = "approved"
+		}
+		// The first answer stands: a retried or second post changes nothing.
+		first, err := v.o.KV.SetNX(ctx, resultKey(token), []byte(result), time.Until(rec.Expires))
+		if err != nil {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		if !first {
+			log.Warn("Twilio webhook for an approval already answered", "call_sid", params["CallSid"])
+			reply(w, http.StatusOK, "This sign-in request has expired. Goodbye.")
+			return
+		}
+		log.Info("sign-in by phone call", "user", rec.User, "result", result, "call_sid", params["CallSid"])
+		if result == "approved" {
 			reply(w, http.StatusOK, "Approved. Goodbye.")
 			return
 		}

@@ -235,6 +235,17 @@ func (s *Memory) Decr(_ context.Context, key string) (int64, error) {
 	return n, nil
 }
 
+func (s *Memory) Count(_ context.Context, key string) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := s.live(key)
+	if !ok {
+		return 0, nil
+	}
+	n, _ := strconv.ParseInt(string(e.val), 10, 64)
+	return n, nil
+}
+
 // Len returns the number of entries, expired ones included until swept.
 func (s *Memory) Len() int {
 	s.mu.Lock()

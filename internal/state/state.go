@@ -4,9 +4,9 @@
 // letting anyone in; what must survive (HOTP counters, enrolments) lives
 // in the enrolment store.
 //
-// Store is written so that a shared implementation (Redis, for several
-// bridge instances behind one VPN) can satisfy it: every call is one
-// atomic operation on one key, values are bytes, and expiry is a TTL.
+// Every call is one atomic operation on one key, values are bytes, and
+// expiry is a TTL: Memory keeps them in the process, Redis for several
+// bridge instances, and Sealed encrypts the values of either.
 package state
 
 import (
@@ -36,6 +36,10 @@ type Store interface {
 	// returns the new value; a counter that reaches zero goes. A counter
 	// that is not there stays away (0).
 	Decr(ctx context.Context, key string) (int64, error)
+	// Count returns the counter under key (0 when it is not there).
+	// Counters are read with Count, values with Get: a store may keep
+	// the two differently.
+	Count(ctx context.Context, key string) (int64, error)
 	// Close releases resources.
 	Close() error
 }

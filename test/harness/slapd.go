@@ -66,7 +66,7 @@ type SLAPD struct {
 func Need(tools ...string) error {
 	pkgs := map[string]string{
 		"slapd": "slapd", "slappasswd": "slapd", "ldapwhoami": "ldap-utils", "radclient": "freeradius-utils",
-		"eapol_test": "eapoltest", "radsecproxy": "radsecproxy", "redis-server": "redis-server",
+		"eapol_test": "eapoltest", "radsecproxy": "radsecproxy", "redis-server": "redis-server", "redis-cli": "redis-tools",
 		"pcscd": "pcscd", "pamtester": "pamtester",
 	}
 	var missing []string
