@@ -23,7 +23,7 @@ func (c *Conversation) appendStart(ctx context.Context, client *Client, pol *pol
 			return c.await(ctx, client, pol, u, m, station)
 		}
 	}
-	lead, _, ok := c.start(ctx, u, m)
+	lead, _, ok := c.startOnce(ctx, client, u, m, station)
 	if !ok {
 		return reject(audit.ReasonSendFailed, lead)
 	}

@@ -21,7 +21,7 @@ func (c *Conversation) await(ctx context.Context, client *Client, pol *policy, u
 	defer unhold()
 	ctx, cancel := context.WithTimeout(ctx, c.approveTimeout)
 	defer cancel()
-	lead, ref, ok := c.start(ctx, u, m)
+	lead, ref, ok := c.startOnce(ctx, client, u, m, station)
 	if !ok {
 		return reject(audit.ReasonSendFailed, lead)
 	}

@@ -66,6 +66,7 @@ type State interface {
 	Incr(ctx context.Context, key string, ttl time.Duration) (int64, error)
 	Decr(ctx context.Context, key string) (int64, error)
 	Count(ctx context.Context, key string) (int64, error)
+	Delete(ctx context.Context, key string) error
 }
 
 // ConversationOptions configure a Conversation.
@@ -86,12 +87,16 @@ type ConversationOptions struct {
 	ReportPasswordExpiry bool
 	ChallengeTimeout     time.Duration // default 2m
 	ApproveTimeout       time.Duration // how long auto mode holds a request; default 60s
-	Lockout              config.Lockout
-	Audit                *audit.Log // nil: no audit records
-	Metrics              *Metrics
-	Log                  *slog.Logger
-	Now                  func() time.Time
-	Rand                 io.Reader // State values; default crypto/rand
+	// DuplicateWindow is how long a login that sent something stops the
+	// same login (user, client, Calling-Station-Id) from sending again,
+	// at any instance sharing the state; 0: no such guard.
+	DuplicateWindow time.Duration
+	Lockout         config.Lockout
+	Audit           *audit.Log // nil: no audit records
+	Metrics         *Metrics
+	Log             *slog.Logger
+	Now             func() time.Time
+	Rand            io.Reader // State values; default crypto/rand
 }
 
 // Conversation turns an Access-Request into a decision (DESIGN §2 steps
@@ -112,6 +117,7 @@ type Conversation struct {
 	// approveTimeout bounds a held request; approvePoll is how often
 	// the approval is looked at meanwhile.
 	approveTimeout, approvePoll time.Duration
+	sendWindow                  time.Duration
 	lockout                     config.Lockout
 	audit                       *audit.Log
 	metrics                     *Metrics
@@ -172,7 +178,7 @@ func NewConversation(o ConversationOptions) (*Conversation, error) {
 	}
 	return &Conversation{dir: o.Directory, enrolments: o.Enrolments, state: o.State, factors: fs, policies: ps, nas: nas,
 		username: o.Username, expiry: o.ReportPasswordExpiry, timeout: o.ChallengeTimeout, lockout: o.Lockout,
-		approveTimeout: o.ApproveTimeout, approvePoll: 250 * time.Millisecond,
+		approveTimeout: o.ApproveTimeout, approvePoll: 250 * time.Millisecond, sendWindow: o.DuplicateWindow,
 		eap: o.EAP, certs: o.Certificates, matchStored: o.MatchStoredCertificate,
 		audit: o.Audit, metrics: o.Metrics, log: o.Log, now: o.Now, rand: o.Rand}, nil
 }

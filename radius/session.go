@@ -115,7 +115,7 @@ func (c *Conversation) firstChallenge(ctx context.Context, client *Client, pol *
 	if c.isStarter(offered[0]) {
 		var ok bool
 		var ref string
-		lead, ref, ok = c.start(ctx, u, offered[0])
+		lead, ref, ok = c.startOnce(ctx, client, u, offered[0], station)
 		if ok {
 			s.Active, s.Ref = offered[0], ref
 		} else {

@@ -143,6 +143,7 @@ func build(cfg *config.Config, log *slog.Logger, be *backends) (*graph, error) {
 		ReportPasswordExpiry: cfg.LDAP.ReportPasswordExpiry,
 		ChallengeTimeout:     cfg.Server.ChallengeTimeout,
 		ApproveTimeout:       cfg.Factors.Voice.ApproveTimeout,
+		DuplicateWindow:      cfg.Server.DuplicateWindow,
 		Lockout:              cfg.Lockout,
 		Audit:                be.aud,
 		Metrics:              be.m,

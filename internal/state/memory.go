@@ -51,7 +51,8 @@ var Shares = map[string]int{
 	"codetries": 3,  // wrong tries at sent codes
 	"rate":      5,  // send limits
 	"approve":   5,  // phone approvals
-	"other":     7,
+	"send":      3,  // sends claimed by a login
+	"other":     4,
 }
 
 // minQuota is the least any kind may hold, whatever MaxEntries is.
