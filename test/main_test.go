@@ -142,6 +142,7 @@ type conf struct {
 	ServiceDN     string
 	PeopleDN      string
 	Groups        string // set by startBridge: where groups live, unless LDAPExtra says
+	Store         string // the store section as a flow mapping; default: a SQLite file in Dir
 	Dir           string // set by startBridge
 }
 
@@ -190,7 +191,7 @@ ldap:
   timeout: {{.Timeout}}
 {{.Groups}}
 {{.LDAPExtra}}
-store: {path: "{{.Dir}}/store.db", key: env:STORE_KEY}
+store: {{if .Store}}{{.Store}}{{else}}{path: "{{.Dir}}/store.db", key: env:STORE_KEY}{{end}}
 policies:
 {{.Policies}}
 logging: {level: debug, format: json}

@@ -40,6 +40,9 @@ type twConf struct {
 	conf
 	Twilio  string // more keys under factors.twilio, indented by four spaces
 	Factors string // more keys under factors (sms:, voice:), indented by two
+	// Fake is the fake Twilio to use, for bridges that share one; nil:
+	// one of its own.
+	Fake *harness.FakeTwilio
 }
 
 // twBridge is a running bridge with its fake Twilio.
@@ -58,8 +61,11 @@ type twBridge struct {
 // that no log holds the auth token, a code sent or a password.
 func startTwilioBridge(t *testing.T, tc twConf) *twBridge {
 	t.Helper()
-	fake := harness.NewFakeTwilio(twSID, twToken)
-	t.Cleanup(fake.Close)
+	fake := tc.Fake
+	if fake == nil {
+		fake = harness.NewFakeTwilio(twSID, twToken)
+		t.Cleanup(fake.Close)
+	}
 	rp, err := harness.FreePort()
 	if err != nil {
 		t.Fatal(err)

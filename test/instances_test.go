@@ -1,0 +1,384 @@
+package test
+
+// Several instances as one service: two bridges (A and B, as the two
+// RADIUS servers a VPN concentrator is given) on one real redis-server
+// and one enrolment store, with one fake Twilio.
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"layeh.com/radius"
+
+	"github.com/mfabridge/mfabridge/test/harness"
+)
+
+const (
+	redisUser = "bridge"
+	redisPass = "redis-bridge-pass-5b7c"
+)
+
+func init() { secrets.add(redisPass) }
+
+// startRedis starts a redis-server of the test's own with the bridge's
+// ACL user (keys mfabridge:* only).
+func startRedis(t *testing.T, o harness.RedisOptions) *harness.Redis {
+	t.Helper()
+	if o.Username == "" {
+		o.Username, o.Password = redisUser, redisPass
+	}
+	r, err := harness.StartRedis(t.TempDir(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Stop)
+	return r
+}
+
+// redisState is the state section for Redis at addrs (Sentinels when
+// master is set), the password in a file.
+func redisState(t *testing.T, master string, extra string, addrs ...string) string {
+	t.Helper()
+	pw := filepath.Join(t.TempDir(), "redis.secret")
+	if err := os.WriteFile(pw, []byte(redisPass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sentinel := ""
+	if master != "" {
+		sentinel = fmt.Sprintf("    sentinel_master: %q\n", master)
+	}
+	return fmt.Sprintf(`state:
+  backend: redis
+  redis:
+    addresses: ["%s"]
+    username: %s
+    password: "file:%s"
+    prefix: "mfabridge:it:"
+    timeout: 300ms
+%s%s`, strings.Join(addrs, `", "`), redisUser, pw, sentinel, extra)
+}
+
+// pair is two bridges sharing one state and one store.
+type pair struct {
+	a, b *twBridge
+	fake *harness.FakeTwilio
+}
+
+// startPair starts A and B with tc and the state section given.
+func startPair(t *testing.T, tc twConf, state string) *pair {
+	t.Helper()
+	p := &pair{fake: harness.NewFakeTwilio(twSID, twToken)}
+	t.Cleanup(p.fake.Close)
+	shared := t.TempDir()
+	tc.Fake = p.fake
+	tc.Store = fmt.Sprintf(`{path: "%s/store.db", key: env:STORE_KEY}`, shared)
+	tc.Extra = state + "\n" + tc.Extra
+	p.a = startTwilioBridge(t, tc)
+	p.b = startTwilioBridge(t, tc)
+	return p
+}
+
+const instancesPolicy = `  default:
+    mfa: required
+    factors: [totp, sms]`
+
+func TestInstancesChallengeAnsweredAtTheOther(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t, harness.RedisOptions{})
+	p := startPair(t, twConf{conf: conf{Policies: instancesPolicy}}, redisState(t, "", "", r.Addr))
+	u := p.a.newPhoneUser(t, uniqueMobile())
+	tk := p.a.enrolTOTP(t, u.UID)
+	ca, cb := p.a.client(t, "127.0.0.1", secretLocal), p.b.client(t, "127.0.0.1", secretLocal)
+
+	st, _ := p.a.challenged(t, ca, u.UID, u.Password)
+	resp, rec := p.b.send(t, cb, u.UID, tk.code(0), withState(st))
+	want(t, "A's challenge answered at B", resp, rec, radius.CodeAccessAccept, "mfa_passed")
+	// The State was used once, wherever: A refuses it now.
+	resp, rec = p.a.send(t, ca, u.UID, tk.code(0), withState(st))
+	want(t, "the State again at A", resp, rec, radius.CodeAccessReject, "unknown_state")
+}
+
+// The same TOTP code sent to A and B at the same moment, each with its
+// own challenge: exactly one Accept, 50 times over.
+func TestInstancesOneCodeAcceptedOnce(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t, harness.RedisOptions{})
+	p := startPair(t, twConf{conf: conf{Policies: instancesPolicy}}, redisState(t, "", "", r.Addr))
+	ca, cb := p.a.client(t, "127.0.0.1", secretLocal), p.b.client(t, "127.0.0.1", secretLocal)
+	const rounds = 50
+	for i := range rounds {
+		u := newUser(t)
+		tk := p.a.enrolTOTP(t, u.UID)
+		sa, _ := p.a.challenged(t, ca, u.UID, u.Password)
+		sb, _ := p.b.challenged(t, cb, u.UID, u.Password)
+		code := tk.code(0)
+		var wg sync.WaitGroup
+		var ra, rb *radius.Packet
+		for _, x := range []struct {
+			c   *harness.Client
+			st  []byte
+			out **radius.Packet
+		}{{ca, sa, &ra}, {cb, sb, &rb}} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				resp, _, err := x.c.Exchange(harness.Request(secretLocal, u.UID, code, true, withState(x.st)), 5*time.Second)
+				if err != nil {
+					t.Errorf("round %d: %v", i, err)
+					return
+				}
+				*x.out = resp
+			}()
+		}
+		wg.Wait()
+		if ra == nil || rb == nil {
+			t.FailNow()
+		}
+		accepts := 0
+		for _, resp := range []*radius.Packet{ra, rb} {
+			if resp.Code == radius.CodeAccessAccept {
+				accepts++
+			}
+		}
+		if accepts != 1 {
+			t.Fatalf("round %d: %d Accepts for one code at two instances (A %v, B %v)", i, accepts, ra.Code, rb.Code)
+		}
+	}
+}
+
+// Wrong passwords at A and B count on one counter.
+func TestInstancesShareTheLockout(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t, harness.RedisOptions{})
+	p := startPair(t, twConf{conf: conf{Policies: instancesPolicy, Extra: "lockout: {max_failures: 4, known_station_ttl: 0s}"}},
+		redisState(t, "", "", r.Addr))
+	u := p.a.newPhoneUser(t, uniqueMobile())
+	p.a.enrolTOTP(t, u.UID)
+	ca, cb := p.a.client(t, "127.0.0.1", secretLocal), p.b.client(t, "127.0.0.1", secretLocal)
+	for i := range 4 {
+		b, c := p.a, ca
+		if i%2 == 1 {
+			b, c = p.b, cb
+		}
+		resp, rec := b.send(t, c, u.UID, "wrong-"+u.Password)
+		want(t, fmt.Sprintf("wrong password %d", i+1), resp, rec, radius.CodeAccessReject, "bad_credentials")
+	}
+	for _, x := range []struct {
+		b *twBridge
+		c *harness.Client
+	}{{p.a, ca}, {p.b, cb}} {
+		resp, rec := x.b.send(t, x.c, u.UID, u.Password)
+		want(t, "the right password after four wrong ones at two instances", resp, rec, radius.CodeAccessReject, "locked_out_password")
+	}
+}
+
+// factors.sms.max_per_hour counts the sends of both instances.
+func TestInstancesShareTheSendLimit(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t, harness.RedisOptions{})
+	p := startPair(t, twConf{conf: conf{Policies: smsOnlyPolicy}, Factors: "  sms: {max_per_hour: 2}"}, redisState(t, "", "", r.Addr))
+	number := uniqueMobile()
+	u := p.a.newPhoneUser(t, number)
+	ca, cb := p.a.client(t, "127.0.0.1", secretLocal), p.b.client(t, "127.0.0.1", secretLocal)
+	// Each from its own station, so that no login is a copy of another.
+	p.a.challenged(t, ca, u.UID, u.Password, withStation("203.0.113.1"))
+	p.b.challenged(t, cb, u.UID, u.Password, withStation("203.0.113.2"))
+	resp, rec := p.a.send(t, ca, u.UID, u.Password, withStation("203.0.113.3"))
+	want(t, "third send in the hour, at A", resp, rec, radius.CodeAccessReject, "send_failed")
+	resp, rec = p.b.send(t, cb, u.UID, u.Password, withStation("203.0.113.4"))
+	want(t, "third send in the hour, at B", resp, rec, radius.CodeAccessReject, "send_failed")
+	if n := len(p.fake.MessagesTo(number)); n != 2 {
+		t.Fatalf("%d text messages, want 2", n)
+	}
+}
+
+// A NAS sends a login to A, hears nothing, and sends it to B with a new
+// Identifier: one text message, and the code answers B's challenge.
+func TestInstancesFailoverDuringSMSChallenge(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t, harness.RedisOptions{})
+	p := startPair(t, twConf{conf: conf{Policies: smsOnlyPolicy}}, redisState(t, "", "", r.Addr))
+	number := uniqueMobile()
+	u := p.a.newPhoneUser(t, number)
+	ca, cb := p.a.client(t, "127.0.0.1", secretLocal), p.b.client(t, "127.0.0.1", secretLocal)
+	station := withStation("198.51.100.20")
+	req := harness.Request(secretLocal, u.UID, u.Password, true, station)
+	if _, _, err := ca.Exchange(req, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// The same login at B, as the NAS builds it anew (new Identifier and
+	// authenticator).
+	stB, prompt := p.b.challenged(t, cb, u.UID, u.Password, station)
+	if !strings.Contains(prompt, "text message with a code was sent") {
+		t.Errorf("B's prompt %q", prompt)
+	}
+	msgs := p.fake.MessagesTo(number)
+	if len(msgs) != 1 {
+		t.Fatalf("%d text messages for one login that failed over, want 1", len(msgs))
+	}
+	resp, rec := p.b.send(t, cb, u.UID, msgs[0].Code(), withState(stB))
+	want(t, "the one code at B", resp, rec, radius.CodeAccessAccept, "mfa_passed")
+	if v := p.b.metric(t, `mfabridge_factor_sends_total{factor="sms",result="duplicate"}`); v != 1 {
+		t.Errorf("B counted %v duplicate sends, want 1", v)
+	}
+}
+
+// user remove through the CLI on A's configuration: the very next login
+// at B, which had the enrolment in its cache, finds no enrolment.
+func TestInstancesRemovedUserRefusedAtTheOther(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t, harness.RedisOptions{})
+	p := startPair(t, twConf{conf: conf{Policies: `  default:
+    mfa: required
+    factors: [totp]`}}, redisState(t, "", "", r.Addr))
+	u := newUser(t)
+	p.a.enrolTOTP(t, u.UID)
+	cb := p.b.client(t, "127.0.0.1", secretLocal)
+	p.b.challenged(t, cb, u.UID, u.Password)
+	if out, stderr, code := mfabridge(t, p.a.env(), "user", "remove", "--config", p.a.ConfigFile, "--user", u.UID); code != 0 {
+		t.Fatalf("user remove: %d %s %s", code, out, stderr)
+	}
+	resp, rec := p.b.send(t, cb, u.UID, u.Password)
+	want(t, "login at B after user remove at A", resp, rec, radius.CodeAccessReject, "not_enrolled")
+}
+
+// Redis lost while serving: every login that needs state is refused with
+// state_unavailable and /readyz fails; Redis back: serving again within
+// 5 s, no restart.
+func TestInstancesRedisLostAndBack(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t, harness.RedisOptions{})
+	p := startPair(t, twConf{conf: conf{Policies: instancesPolicy}}, redisState(t, "", "", r.Addr))
+	u := p.a.newPhoneUser(t, uniqueMobile())
+	tk := p.a.enrolTOTP(t, u.UID)
+	ca := p.a.client(t, "127.0.0.1", secretLocal)
+	st, _ := p.a.challenged(t, ca, u.UID, u.Password)
+	if code := readyz(t, p.a.bridge); code != http.StatusOK {
+		t.Fatalf("/readyz %d with Redis up", code)
+	}
+
+	r.Kill()
+	resp, rec := p.a.send(t, ca, u.UID, tk.code(0), withState(st))
+	want(t, "an answer with Redis gone", resp, rec, radius.CodeAccessReject, "state_unavailable")
+	resp, rec = p.a.send(t, ca, u.UID, u.Password)
+	want(t, "a login with Redis gone", resp, rec, radius.CodeAccessReject, "state_unavailable")
+	if code := readyz(t, p.a.bridge); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz %d with Redis gone, want 503", code)
+	}
+
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	if !harness.Eventually(5*time.Second, func() bool { return readyz(t, p.a.bridge) == http.StatusOK }) {
+		t.Fatal("/readyz still failing 5 s after Redis came back")
+	}
+	var ok bool
+	for time.Since(back) < 5*time.Second && !ok {
+		resp, _, err := ca.Exchange(harness.Request(secretLocal, u.UID, u.Password, true), 5*time.Second)
+		ok = err == nil && resp.Code == radius.CodeAccessChallenge
+	}
+	if !ok {
+		t.Fatal("no challenge within 5 s of Redis coming back")
+	}
+	t.Logf("serving again %s after Redis came back", time.Since(back).Round(time.Millisecond))
+}
+
+// A bridge whose Redis is not there yet starts, not ready, refusing
+// logins with state_unavailable, and serves once Redis starts. One
+// whose Redis refuses its password does not start.
+func TestInstancesStartBeforeRedis(t *testing.T) {
+	t.Parallel()
+	port, err := harness.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	b := startTwilioBridge(t, twConf{conf: conf{Policies: instancesPolicy, Extra: redisState(t, "", "", addr)}})
+	if !b.WaitLog("Redis does not answer yet", 5*time.Second) {
+		t.Fatal("no warning that Redis does not answer")
+	}
+	if code := readyz(t, b.bridge); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz %d before Redis, want 503", code)
+	}
+	u := b.newPhoneUser(t, uniqueMobile())
+	b.enrolTOTP(t, u.UID)
+	c := b.client(t, "127.0.0.1", secretLocal)
+	resp, rec := b.send(t, c, u.UID, u.Password)
+	want(t, "a login before Redis", resp, rec, radius.CodeAccessReject, "state_unavailable")
+
+	startRedis(t, harness.RedisOptions{Port: port})
+	if !harness.Eventually(5*time.Second, func() bool { return readyz(t, b.bridge) == http.StatusOK }) {
+		t.Fatal("not ready 5 s after Redis started")
+	}
+	b.challenged(t, c, u.UID, u.Password)
+
+	// Wrong credentials are a configuration error: no start.
+	cfg := filepath.Join(t.TempDir(), "wrong.yaml")
+	data, _ := os.ReadFile(b.ConfigFile)
+	pw := filepath.Join(t.TempDir(), "wrong.secret")
+	os.WriteFile(pw, []byte("not-the-password\n"), 0o600)
+	text := string(data)
+	i := strings.Index(text, `password: "file:`)
+	j := strings.Index(text[i:], "\n")
+	os.WriteFile(cfg, []byte(text[:i]+`password: "file:`+pw+`"`+text[i+j:]), 0o600)
+	_, stderr, code := mfabridge(t, b.env(), "serve", "--config", cfg)
+	if code == 0 || !strings.Contains(stderr, "WRONGPASS") || !strings.Contains(stderr, "state.redis") {
+		t.Fatalf("serve with a wrong Redis password: exit %d, stderr %s", code, stderr)
+	}
+}
+
+func readyz(t *testing.T, b *bridge) int {
+	t.Helper()
+	resp, err := http.Get("http://" + b.Admin + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// Redis over TLS, verified against its CA; the ACL user's password and
+// the State never in any log.
+func TestInstancesRedisTLS(t *testing.T) {
+	t.Parallel()
+	ca, err := harness.NewCA(t.TempDir(), "redis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := startRedis(t, harness.RedisOptions{TLS: ca})
+	p := startPair(t, twConf{conf: conf{Policies: instancesPolicy}},
+		redisState(t, "", fmt.Sprintf("    tls: {ca_file: %q, server_name: localhost}\n", ca.CertFile), r.Addr))
+	u := p.a.newPhoneUser(t, uniqueMobile())
+	tk := p.a.enrolTOTP(t, u.UID)
+	ca2, cb := p.a.client(t, "127.0.0.1", secretLocal), p.b.client(t, "127.0.0.1", secretLocal)
+	st, _ := p.a.challenged(t, ca2, u.UID, u.Password)
+	resp, rec := p.b.send(t, cb, u.UID, tk.code(0), withState(st))
+	want(t, "A's challenge answered at B over TLS", resp, rec, radius.CodeAccessAccept, "mfa_passed")
+
+	// What Redis holds: keys under the prefix, each with an expiry, no
+	// value with the user's name or number in it.
+	keys, err := r.CLI("--scan")
+	if err != nil {
+		t.Fatal(keys, err)
+	}
+	for _, k := range strings.Fields(keys) {
+		if !strings.HasPrefix(k, "mfabridge:it:") {
+			t.Errorf("key %q outside the prefix", k)
+		}
+		if ttl, _ := r.CLI("PTTL", k); strings.TrimSpace(ttl) == "-1" {
+			t.Errorf("key %q has no expiry", k)
+		}
+		if typ, _ := r.CLI("TYPE", k); strings.TrimSpace(typ) == "string" {
+			if v, _ := r.CLI("GET", k); strings.Contains(v, u.Mobile[3:]) || strings.Contains(v, "uid=") {
+				t.Errorf("key %q holds %q in clear", k, v)
+			}
+		}
+	}
+}
