@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"layeh.com/radius"
+	"layeh.com/radius/rfc2865"
 
 	"github.com/mfabridge/mfabridge/test/harness"
 )
@@ -381,4 +382,92 @@ func TestInstancesRedisTLS(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A Sentinel failover under load: the primary dies, Sentinel promotes the
+// replica, and logins continue; meanwhile nothing is accepted that
+// should not be, and every refusal is state_unavailable.
+func TestInstancesSentinelFailover(t *testing.T) {
+	t.Parallel()
+	primary := startRedis(t, harness.RedisOptions{})
+	replica := startRedis(t, harness.RedisOptions{ReplicaOf: primary.Addr})
+	if !harness.Eventually(10*time.Second, func() bool {
+		out, _ := replica.CLI("INFO", "replication")
+		return strings.Contains(out, "master_link_status:up")
+	}) {
+		t.Fatal("the replica never linked to the primary")
+	}
+	sentinel, err := harness.StartSentinel(t.TempDir(), harness.SentinelOptions{Master: "mfab", Primary: primary})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sentinel.Stop)
+	if !harness.Eventually(10*time.Second, func() bool {
+		out, _ := sentinel.CLI("SENTINEL", "replicas", "mfab")
+		return strings.Contains(out, fmt.Sprint(replica.Port))
+	}) {
+		t.Fatal("Sentinel never saw the replica")
+	}
+	p := startPair(t, twConf{conf: conf{Policies: instancesPolicy}}, redisState(t, "mfab", "", sentinel.Addr))
+	u := p.a.newPhoneUser(t, uniqueMobile())
+	tk := p.a.enrolTOTP(t, u.UID)
+	ca, cb := p.a.client(t, "127.0.0.1", secretLocal), p.b.client(t, "127.0.0.1", secretLocal)
+	p.a.challenged(t, ca, u.UID, u.Password)
+
+	// One challenge flow after another (login at A, answer at B) until
+	// one completes after the failover; each wrong-code answer must be
+	// refused.
+	primary.Kill()
+	killed := time.Now()
+	var after time.Duration
+	var refused, flows int
+	for time.Since(killed) < 30*time.Second {
+		resp, _, err := ca.Exchange(harness.Request(secretLocal, u.UID, u.Password, true), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Code != radius.CodeAccessChallenge {
+			if resp.Code == radius.CodeAccessAccept {
+				t.Fatal("a password alone was accepted during the failover")
+			}
+			refused++
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		st := rfc2865.State_Get(resp)
+		wrong, _, err := cb.Exchange(harness.Request(secretLocal, u.UID, tk.wrong(), true, withState(st)), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wrong.Code == radius.CodeAccessAccept {
+			t.Fatal("a wrong code was accepted during the failover")
+		}
+		if wrong.Code != radius.CodeAccessChallenge {
+			refused++
+			continue
+		}
+		// The wrong answer left a retry: the right code now.
+		st = rfc2865.State_Get(wrong)
+		right, _, err := cb.Exchange(harness.Request(secretLocal, u.UID, tk.code(0), true, withState(st)), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if right.Code == radius.CodeAccessAccept {
+			flows++
+			after = time.Since(killed)
+			break
+		}
+		refused++
+	}
+	if flows == 0 {
+		t.Fatalf("no login completed within 30 s of the primary's death (%d refused)", refused)
+	}
+	for _, b := range []*twBridge{p.a, p.b} {
+		for _, r := range filterAudit(b.audit(t), u.UID) {
+			if r.Outcome == "reject" && r.Reason != "state_unavailable" && r.Reason != "wrong_code" && r.Reason != "replayed_code" {
+				t.Errorf("a refusal during the failover had reason %q", r.Reason)
+			}
+		}
+	}
+	t.Logf("logins continued %s after the primary died (%d requests refused meanwhile)", after.Round(time.Millisecond), refused)
 }
