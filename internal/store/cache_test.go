@@ -158,11 +158,11 @@ func TestCacheSurvivesOwnLastUseFlush(t *testing.T) {
 	}
 	enrolment(t, server, "carol")
 	gen := server.cache.gen
-	before, _ := server.cache.header()
+	before, _ := server.cache.mark(ctx)
 
 	server.Used(ctx, "carol", factors.TOTP)
 	server.flushUsed()
-	if after, _ := server.cache.header(); after == before {
+	if after, _ := server.cache.mark(ctx); after == before {
 		t.Fatal("the flush committed nothing")
 	}
 	if cr, _ := enrolment(t, cli, "carol").Credential(factors.TOTP); cr.LastUsed.IsZero() {
@@ -202,13 +202,13 @@ func TestCacheSurvivesOwnLastUseFlush(t *testing.T) {
 	}
 
 	stale = enrolment(t, server, "carol").LockoutEpoch
-	before, _ = server.cache.header()
+	before, _ = server.cache.mark(ctx)
 	for range 2 { // two commits the flush did not make
 		if err := cli.ResetLockout(ctx, "carol"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	after, _ := server.cache.header()
+	after, _ := server.cache.mark(ctx)
 	server.cache.ownCommit(before, after)
 	if e := enrolment(t, server, "carol"); e.LockoutEpoch == stale {
 		t.Fatalf("two commits taken for the flush's one were hidden: epoch still %d", e.LockoutEpoch)

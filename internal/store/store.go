@@ -49,14 +49,15 @@ var ErrExists = errors.New("store: the user already holds a credential of this m
 
 // Store is an open enrolment store. It is safe for concurrent use.
 type Store struct {
-	db   *sql.DB
-	aead cipher.AEAD
-	now  func() time.Time
-	path string
+	db    *sql.DB
+	d     *dialect
+	aead  cipher.AEAD
+	now   func() time.Time
+	where string // the file, or the PostgreSQL database, for messages
 
 	// readUser is the one query of the login path, prepared once.
 	readUser *sql.Stmt
-	// cache keeps what readUser read until the file changes.
+	// cache keeps what readUser read until the store changes.
 	cache *cache
 
 	// used collects last-use times, written in one transaction every
@@ -81,10 +82,22 @@ const usedFlush = 5 * time.Second
 // unseals it to prove the key is right before anything is read or written.
 const keyCheck = "mfabridge enrolment store key check"
 
-// Open opens or creates the store at path with a 32-byte key.
-func Open(path string, key []byte) (*Store, error) {
+func newAEAD(key []byte) (cipher.AEAD, error) {
 	if len(key) != 32 {
 		return nil, fmt.Errorf("store: the key must be 32 bytes, not %d (create one with: openssl rand -hex 32)", len(key))
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// Open opens or creates the SQLite store at path with a 32-byte key.
+func Open(path string, key []byte) (*Store, error) {
+	aead, err := newAEAD(key)
+	if err != nil {
+		return nil, err
 	}
 	if path == "" {
 		return nil, errors.New("store: no path")
@@ -93,14 +106,6 @@ func Open(path string, key []byte) (*Store, error) {
 		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 			return nil, fmt.Errorf("store: directory %s does not exist: create it, owned by the user mfabridge runs as", dir)
 		}
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
 	}
 	q := url.Values{}
 	// journal_mode is set by init, once the file is known to be a store:
@@ -122,24 +127,31 @@ func Open(path string, key []byte) (*Store, error) {
 	// ninth is the cache's, held so that the wal-index stays.
 	db.SetMaxOpenConns(9)
 	db.SetMaxIdleConns(9)
-	s := &Store{db: db, aead: aead, now: time.Now, path: path, used: map[usedKey]int64{},
+	return start(db, &sqlite, path, aead, func(s *Store) watcher { return openWALWatcher(context.Background(), db, path) })
+}
+
+// start initialises the store, prepares the login query and starts the
+// flusher of last-use times.
+func start(db *sql.DB, d *dialect, where string, aead cipher.AEAD, watch func(*Store) watcher) (*Store, error) {
+	s := &Store{db: db, d: d, aead: aead, now: time.Now, where: where, used: map[usedKey]int64{},
 		stop: make(chan struct{}), stopped: make(chan struct{})}
 	if err := s.init(context.Background()); err != nil {
 		db.Close()
 		return nil, err
 	}
 	// One query: the user's row (if any) and each credential (if any).
-	s.readUser, err = db.Prepare(`SELECT u.lockout_epoch, u.default_method, c.method, c.secret, c.algorithm, c.digits, c.period,
+	var err error
+	s.readUser, err = db.Prepare(s.q(`SELECT u.lockout_epoch, u.default_method, c.method, c.secret, c.algorithm, c.digits, c.period,
 		c.counter, c.active, c.is_default, c.created_at, c.last_used_at, c.seal
-		FROM (SELECT ?1 AS name) AS q
+		FROM (SELECT CAST(?1 AS TEXT) AS name) AS q
 		LEFT JOIN users u ON u.name = q.name
-		LEFT JOIN credentials c ON c.user = q.name
-		ORDER BY c.is_default DESC, c.created_at`)
+		LEFT JOIN credentials c ON c."user" = q.name
+		ORDER BY c.is_default DESC, c.created_at`))
 	if err != nil {
 		db.Close()
 		return nil, s.openError(err)
 	}
-	s.cache = openCache(context.Background(), db, path)
+	s.cache = newCache(watch(s))
 	go s.flusher()
 	return s, nil
 }
@@ -175,9 +187,10 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.db.QueryRowContext(ctx, "SELECT count(*) FROM meta").Scan(&n)
 }
 
-// migrations are applied in order, each once; schema_version in meta
-// counts those applied. Append only.
-var migrations = []string{
+// sqliteMigrations are applied in order, each once; schema_version in
+// meta counts those applied. Append only, and with postgresMigrations
+// (dialect.go): migration n is the same change in both.
+var sqliteMigrations = []string{
 	`CREATE TABLE users (
 		name          TEXT PRIMARY KEY,
 		lockout_epoch INTEGER NOT NULL DEFAULT 0
@@ -213,7 +226,8 @@ const sealVersion = 2
 // init checks the key and brings the schema up to date. A store that is
 // current is only read, so that a read-only disk still serves logins and
 // read-only commands; writes happen in one transaction, when the store is
-// new or older than this program.
+// new or older than this program, under a lock that makes instances
+// starting together migrate once.
 func (s *Store) init(ctx context.Context) error {
 	if current, err := s.check(ctx, s.db); err != nil || current {
 		return err
@@ -223,47 +237,52 @@ func (s *Store) init(ctx context.Context) error {
 		return s.openError(err)
 	}
 	defer tx.Rollback()
-	// Check again inside the write lock: another process may have done it.
-	if current, err := s.check(ctx, tx); err != nil || current {
-		return err
-	}
-	var version int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).Scan(&version); err != nil {
+	if err := s.d.lock(ctx, tx); err != nil {
 		return s.openError(err)
 	}
-	if version == 0 {
-		if _, err := tx.ExecContext(ctx, `CREATE TABLE meta (name TEXT PRIMARY KEY, value BLOB NOT NULL)`); err != nil {
+	// Check again inside the lock: another process may have done it.
+	if current, err := s.check(ctx, tx); err != nil || current {
+		if err == nil {
+			err = s.commit(tx)
+		}
+		return err
+	}
+	meta, _, err := s.d.tables(ctx, tx)
+	if err != nil {
+		return s.openError(err)
+	}
+	if meta == 0 {
+		if _, err := tx.ExecContext(ctx, s.d.metaDDL); err != nil {
 			return s.openError(err)
 		}
 		sealed, err := s.seal([]byte(keyCheck), "meta", "key_check")
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (name, value) VALUES ('key_check', ?), ('schema_version', '0')`, sealed); err != nil {
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO meta (name, value) VALUES ('key_check', ?), ('schema_version', ?)`), sealed, []byte("0")); err != nil {
 			return s.openError(err)
 		}
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'schema_version'`).Scan(&version); err != nil {
-		return s.openError(err)
+	version, err := s.version(ctx, tx)
+	if err != nil {
+		return err
 	}
-	for i := version; i < len(migrations); i++ {
-		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+	for i := version; i < len(s.d.migrations); i++ {
+		if _, err := tx.ExecContext(ctx, s.d.migrations[i]); err != nil {
 			return fmt.Errorf("store: migration %d: %w", i+1, err)
 		}
 	}
 	if err := s.reseal(ctx, tx); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE meta SET value = ? WHERE name = 'schema_version'`, fmt.Sprint(len(migrations))); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE meta SET value = ? WHERE name = 'schema_version'`), []byte(strconv.Itoa(len(s.d.migrations)))); err != nil {
 		return s.openError(err)
 	}
 	if err := s.commit(tx); err != nil {
 		return err
 	}
-	// WAL lets the admin commands write while the server reads; the mode
-	// is kept in the file, so this changes it once.
-	if _, err := s.db.ExecContext(ctx, `PRAGMA journal_mode=WAL`); err != nil {
-		return s.openError(err)
+	if s.d.afterInit != nil {
+		return s.d.afterInit(ctx, s)
 	}
 	return nil
 }
@@ -273,55 +292,67 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// check reads what init needs to know, writing nothing: it refuses a file
-// that is not a store or a wrong key, and reports whether the store is
-// current (key check, schema and WAL mode all in place).
+// version reads schema_version.
+func (s *Store) version(ctx context.Context, q querier) (int, error) {
+	var v []byte
+	if err := q.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'schema_version'`).Scan(&v); err != nil {
+		return 0, s.openError(err)
+	}
+	n, err := strconv.Atoi(string(v))
+	if err != nil {
+		return 0, fmt.Errorf("store: %s: schema_version %q is not a number", s.where, v)
+	}
+	return n, nil
+}
+
+// check reads what init needs to know, writing nothing: it refuses a
+// database that is not a store or a wrong key, and reports whether the
+// store is current (key check, schema and, for SQLite, WAL mode all in
+// place).
 func (s *Store) check(ctx context.Context, q querier) (current bool, err error) {
-	var metaTables, otherTables int
-	err = q.QueryRowContext(ctx, `SELECT count(*) FILTER (WHERE name = 'meta'), count(*) FILTER (WHERE name != 'meta')
-		FROM sqlite_master WHERE type = 'table'`).Scan(&metaTables, &otherTables)
+	metaTables, otherTables, err := s.d.tables(ctx, q)
 	if err != nil {
 		return false, s.openError(err)
 	}
 	if metaTables == 0 {
 		if otherTables > 0 {
-			return false, fmt.Errorf("store: %s holds tables but no key check: it is not an mfabridge store; nothing was changed", s.path)
+			return false, fmt.Errorf("store: %s holds tables but no key check: it is not an mfabridge store; nothing was changed", s.where)
 		}
 		return false, nil // new
 	}
 	var check []byte
 	if err := q.QueryRowContext(ctx, `SELECT value FROM meta WHERE name = 'key_check'`).Scan(&check); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return false, fmt.Errorf("store: %s holds tables but no key check: it is not an mfabridge store; nothing was changed", s.path)
+			return false, fmt.Errorf("store: %s holds tables but no key check: it is not an mfabridge store; nothing was changed", s.where)
 		}
 		return false, s.openError(err)
 	}
 	if plain, err := s.open(check, "meta", "key_check"); err != nil || string(plain) != keyCheck {
 		return false, ErrWrongKey
 	}
-	var version int
-	if err := q.QueryRowContext(ctx, `SELECT CAST(value AS INTEGER) FROM meta WHERE name = 'schema_version'`).Scan(&version); err != nil {
+	version, err := s.version(ctx, q)
+	if err != nil {
+		return false, err
+	}
+	if version > len(s.d.migrations) {
+		return false, fmt.Errorf("store: %s has schema version %d, newer than this mfabridge knows (%d): upgrade mfabridge", s.where, version, len(s.d.migrations))
+	}
+	ready, err := s.d.ready(ctx, q)
+	if err != nil {
 		return false, s.openError(err)
 	}
-	if version > len(migrations) {
-		return false, fmt.Errorf("store: %s has schema version %d, newer than this mfabridge knows (%d): upgrade mfabridge", s.path, version, len(migrations))
-	}
-	var mode string
-	if err := q.QueryRowContext(ctx, `PRAGMA journal_mode`).Scan(&mode); err != nil {
-		return false, s.openError(err)
-	}
-	return version == len(migrations) && strings.EqualFold(mode, "wal"), nil
+	return version == len(s.d.migrations) && ready, nil
 }
 
 func (s *Store) openError(err error) error {
 	msg := err.Error()
 	if strings.Contains(msg, "not a database") || strings.Contains(msg, "file is encrypted") {
-		return fmt.Errorf("store: %s is not an SQLite database; nothing was changed", s.path)
+		return fmt.Errorf("store: %s is not an SQLite database; nothing was changed", s.where)
 	}
 	if strings.Contains(msg, "readonly") || strings.Contains(msg, "read-only") || strings.Contains(msg, "unable to open") {
-		return fmt.Errorf("store: %s: %w (mfabridge needs to read and write the file and its directory)", s.path, err)
+		return fmt.Errorf("store: %s: %w (mfabridge needs to read and write the file and its directory)", s.where, err)
 	}
-	return fmt.Errorf("store: %s: %w", s.path, err)
+	return fmt.Errorf("store: %s: %w", s.where, err)
 }
 
 func (s *Store) commit(tx *sql.Tx) error {
@@ -337,11 +368,11 @@ func (s *Store) writeError(err error) error {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "full"):
-		return fmt.Errorf("store: %s: the disk is full; free space on it, then try again (nothing was changed): %w", s.path, err)
+		return fmt.Errorf("store: %s: the disk is full; free space on it, then try again (nothing was changed): %w", s.where, err)
 	case strings.Contains(msg, "readonly") || strings.Contains(msg, "read-only"):
-		return fmt.Errorf("store: %s is read-only here; mount it writable or run as its owner (nothing was changed): %w", s.path, err)
+		return fmt.Errorf("store: %s is read-only here; mount it writable or run as its owner (nothing was changed): %w", s.where, err)
 	}
-	return fmt.Errorf("store: %s: write failed (nothing was changed): %w", s.path, err)
+	return fmt.Errorf("store: %s: write failed (nothing was changed): %w", s.where, err)
 }
 
 // seal encrypts plain with a fresh nonce, bound to user and method so
@@ -404,8 +435,8 @@ type sealedRow struct {
 
 // sealedRows reads the credentials that where (SQL on credentials)
 // selects, in tx.
-func sealedRows(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]sealedRow, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT user, method, secret, algorithm, digits, period, counter, active, seal FROM credentials WHERE `+where, args...)
+func (s *Store) sealedRows(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]sealedRow, error) {
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT "user", method, secret, algorithm, digits, period, counter, active, seal FROM credentials WHERE `+where), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -427,7 +458,7 @@ func sealedRows(ctx context.Context, tx *sql.Tx, where string, args ...any) ([]s
 // reseal seals every credential of an older seal version again, in the
 // migration's transaction.
 func (s *Store) reseal(ctx context.Context, tx *sql.Tx) error {
-	old, err := sealedRows(ctx, tx, `seal = 1`)
+	old, err := s.sealedRows(ctx, tx, `seal = 1`)
 	if err != nil {
 		return s.openError(err)
 	}
@@ -441,7 +472,7 @@ func (s *Store) reseal(ctx context.Context, tx *sql.Tx) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE credentials SET secret = ?, seal = ? WHERE user = ? AND method = ?`,
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE credentials SET secret = ?, seal = ? WHERE "user" = ? AND method = ?`),
 			sealed, sealVersion, r.user, string(r.c.Method)); err != nil {
 			return s.writeError(err)
 		}
@@ -455,7 +486,7 @@ func (s *Store) reseal(ctx context.Context, tx *sql.Tx) error {
 // cache); anything else from the file. The result is the caller's own.
 // Its last-use times may lag behind those this process recorded since.
 func (s *Store) Enrolment(ctx context.Context, user string) (*factors.Enrolment, error) {
-	e, gen, cacheable := s.cache.lookup(user)
+	e, gen, cacheable := s.cache.lookup(ctx, user)
 	if e != nil {
 		return e, nil
 	}
@@ -526,25 +557,25 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, user string, c factors.Cred
 		return err
 	}
 	var exists, others int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE user = ? AND method = ?`, user, string(c.Method)).Scan(&exists); err != nil {
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT count(*) FROM credentials WHERE "user" = ? AND method = ?`), user, string(c.Method)).Scan(&exists); err != nil {
 		return s.writeError(err)
 	}
 	if exists > 0 && !replace {
 		return fmt.Errorf("%w: %s holds %s", ErrExists, user, c.Method)
 	}
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE user = ? AND method != ? AND method != 'cert'`, user, string(c.Method)).Scan(&others); err != nil {
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT count(*) FROM credentials WHERE "user" = ? AND method != ? AND method != 'cert'`), user, string(c.Method)).Scan(&others); err != nil {
 		return s.writeError(err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO users (name) VALUES (?) ON CONFLICT (name) DO NOTHING`, user); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO users (name) VALUES (?) ON CONFLICT (name) DO NOTHING`), user); err != nil {
 		return s.writeError(err)
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO credentials (user, method, secret, algorithm, digits, period, counter, active, is_default, created_at, seal)
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO credentials ("user", method, secret, algorithm, digits, period, counter, active, is_default, created_at, seal)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (user, method) DO UPDATE SET secret = excluded.secret, algorithm = excluded.algorithm,
+		ON CONFLICT ("user", method) DO UPDATE SET secret = excluded.secret, algorithm = excluded.algorithm,
 			digits = excluded.digits, period = excluded.period, counter = excluded.counter, active = excluded.active,
-			created_at = excluded.created_at, last_used_at = 0, seal = excluded.seal`,
-		user, string(c.Method), sealed, c.Algorithm, c.Digits, c.Period, int64(c.Counter), c.Active,
-		others == 0 && c.Method != factors.Cert, s.now().Unix(), sealVersion)
+			created_at = excluded.created_at, last_used_at = 0, seal = excluded.seal`),
+		user, string(c.Method), sealed, c.Algorithm, c.Digits, c.Period, int64(c.Counter), b2i(c.Active),
+		b2i(others == 0 && c.Method != factors.Cert), s.now().Unix(), sealVersion)
 	if err != nil {
 		return fmt.Errorf("%w (writing %s for %q)", s.writeError(err), c.Method, user)
 	}
@@ -573,7 +604,10 @@ func (s *Store) change(ctx context.Context, user string, m factors.Method, f fun
 	var sealed []byte
 	var counter int64
 	var seal int
-	err = tx.QueryRowContext(ctx, `SELECT secret, algorithm, digits, period, counter, active, seal FROM credentials WHERE user = ? AND method = ?`,
+	// The row is locked from this read to the commit (SQLite: the whole
+	// file, from BEGIN IMMEDIATE; PostgreSQL: FOR UPDATE), so that of two
+	// writers racing with one HOTP counter, one wins.
+	err = tx.QueryRowContext(ctx, s.q(`SELECT secret, algorithm, digits, period, counter, active, seal FROM credentials WHERE "user" = ? AND method = ?`+s.d.forUpdate),
 		user, string(m)).Scan(&sealed, &c.Algorithm, &c.Digits, &c.Period, &counter, &c.Active, &seal)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ErrNotFound
@@ -594,8 +628,8 @@ func (s *Store) change(ctx context.Context, user string, m factors.Method, f fun
 	if sealed, err = s.sealCredential(user, c); err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE credentials SET secret = ?, counter = ?, active = ?, last_used_at = CASE WHEN ? THEN ? ELSE last_used_at END
-		WHERE user = ? AND method = ?`, sealed, int64(c.Counter), c.Active, m == factors.HOTP && c.Counter != uint64(counter), s.now().Unix(), user, string(m))
+	_, err = tx.ExecContext(ctx, s.q(`UPDATE credentials SET secret = ?, counter = ?, active = ?, last_used_at = CASE WHEN ? THEN ? ELSE last_used_at END
+		WHERE "user" = ? AND method = ?`), sealed, int64(c.Counter), b2i(c.Active), m == factors.HOTP && c.Counter != uint64(counter), s.now().Unix(), user, string(m))
 	if err != nil {
 		return s.writeError(err)
 	}
@@ -617,22 +651,22 @@ func (s *Store) SetDefault(ctx context.Context, user string, m factors.Method) e
 	stored := m == factors.TOTP || m == factors.HOTP
 	if stored {
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM credentials WHERE user = ? AND method = ?`, user, string(m)).Scan(&n); err != nil {
+		if err := tx.QueryRowContext(ctx, s.q(`SELECT count(*) FROM credentials WHERE "user" = ? AND method = ?`), user, string(m)).Scan(&n); err != nil {
 			return s.writeError(err)
 		}
 		if n == 0 {
 			return ErrNotFound
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE credentials SET is_default = (method = ?) WHERE user = ?`, string(m), user); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE credentials SET is_default = CASE WHEN method = ? THEN 1 ELSE 0 END WHERE "user" = ?`), string(m), user); err != nil {
 		return s.writeError(err)
 	}
 	def := string(m)
 	if stored {
 		def = ""
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO users (name, default_method) VALUES (?, ?)
-		ON CONFLICT (name) DO UPDATE SET default_method = excluded.default_method`, user, def); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO users (name, default_method) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET default_method = excluded.default_method`), user, def); err != nil {
 		return s.writeError(err)
 	}
 	return s.commit(tx)
@@ -649,17 +683,17 @@ func (s *Store) Remove(ctx context.Context, user string, m factors.Method) (int,
 	defer tx.Rollback()
 	var res sql.Result
 	if m == "" {
-		res, err = tx.ExecContext(ctx, `DELETE FROM credentials WHERE user = ?`, user)
+		res, err = tx.ExecContext(ctx, s.q(`DELETE FROM credentials WHERE "user" = ?`), user)
 	} else {
-		res, err = tx.ExecContext(ctx, `DELETE FROM credentials WHERE user = ? AND method = ?`, user, string(m))
+		res, err = tx.ExecContext(ctx, s.q(`DELETE FROM credentials WHERE "user" = ? AND method = ?`), user, string(m))
 	}
 	if err != nil {
 		return 0, s.writeError(err)
 	}
 	n, _ := res.RowsAffected()
-	_, err = tx.ExecContext(ctx, `UPDATE credentials SET is_default = 1 WHERE user = ?1
-		AND NOT EXISTS (SELECT 1 FROM credentials WHERE user = ?1 AND is_default = 1)
-		AND method = (SELECT method FROM credentials WHERE user = ?1 ORDER BY created_at LIMIT 1)`, user)
+	_, err = tx.ExecContext(ctx, s.q(`UPDATE credentials SET is_default = 1 WHERE "user" = ?1
+		AND NOT EXISTS (SELECT 1 FROM credentials WHERE "user" = ?1 AND is_default = 1)
+		AND method = (SELECT method FROM credentials WHERE "user" = ?1 ORDER BY created_at LIMIT 1)`), user)
 	if err != nil {
 		return 0, s.writeError(err)
 	}
@@ -668,8 +702,8 @@ func (s *Store) Remove(ctx context.Context, user string, m factors.Method) (int,
 
 // ResetLockout starts the user's lockout counters afresh (a new epoch).
 func (s *Store) ResetLockout(ctx context.Context, user string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO users (name, lockout_epoch) VALUES (?, 1)
-		ON CONFLICT (name) DO UPDATE SET lockout_epoch = lockout_epoch + 1`, user)
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO users (name, lockout_epoch) VALUES (?, 1)
+		ON CONFLICT (name) DO UPDATE SET lockout_epoch = users.lockout_epoch + 1`), user)
 	if err != nil {
 		return s.writeError(err)
 	}
@@ -730,8 +764,8 @@ func (s *Store) flushUsed() {
 	defer tx.Rollback()
 	// Read with the write lock held, the header counts every commit
 	// before this one; see cache.ownCommit.
-	before, ok := s.cache.header()
-	update, err := tx.PrepareContext(ctx, `UPDATE credentials SET last_used_at = ? WHERE user = ? AND method = ? AND last_used_at < ?`)
+	before, ok := s.cache.mark(ctx)
+	update, err := tx.PrepareContext(ctx, s.q(`UPDATE credentials SET last_used_at = ? WHERE "user" = ? AND method = ? AND last_used_at < ?`))
 	if err != nil {
 		return
 	}
@@ -756,7 +790,7 @@ func (s *Store) flushUsed() {
 	if tx.Commit() != nil {
 		return
 	}
-	if after, ok2 := s.cache.header(); ok && ok2 {
+	if after, ok2 := s.cache.mark(ctx); ok && ok2 {
 		s.cache.ownCommit(before, after)
 	}
 }
@@ -781,7 +815,7 @@ func (s *Store) Import(ctx context.Context, users []string, creds []factors.Cred
 
 // Names lists every user the store holds anything for, in order.
 func (s *Store) Names(ctx context.Context) ([]string, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name FROM users UNION SELECT user FROM credentials ORDER BY 1`)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT name FROM users UNION SELECT "user" FROM credentials ORDER BY 1`))
 	if err != nil {
 		return nil, fmt.Errorf("store: list users: %w", err)
 	}
@@ -810,14 +844,14 @@ func (s *Store) Rename(ctx context.Context, from, to string) error {
 	}
 	defer tx.Rollback()
 	var taken int
-	if err := tx.QueryRowContext(ctx, `SELECT (SELECT count(*) FROM users WHERE name = ?1) + (SELECT count(*) FROM credentials WHERE user = ?1)`,
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT (SELECT count(*) FROM users WHERE name = ?1) + (SELECT count(*) FROM credentials WHERE "user" = ?1)`),
 		to).Scan(&taken); err != nil {
 		return s.writeError(err)
 	}
 	if taken > 0 {
 		return fmt.Errorf("%w: %s", ErrTaken, to)
 	}
-	creds, err := sealedRows(ctx, tx, `user = ?`, from)
+	creds, err := s.sealedRows(ctx, tx, `"user" = ?`, from)
 	if err != nil {
 		return s.writeError(err)
 	}
@@ -826,7 +860,7 @@ func (s *Store) Rename(ctx context.Context, from, to string) error {
 			return fmt.Errorf("store: the %s secret of %q is sealed as version %d", r.c.Method, from, r.seal)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE users SET name = ? WHERE name = ?`, to, from); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE users SET name = ? WHERE name = ?`), to, from); err != nil {
 		return s.writeError(err)
 	}
 	for _, r := range creds {
@@ -839,7 +873,7 @@ func (s *Store) Rename(ctx context.Context, from, to string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE credentials SET user = ?, secret = ? WHERE user = ? AND method = ?`,
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE credentials SET "user" = ?, secret = ? WHERE "user" = ? AND method = ?`),
 			to, sealed, from, string(r.c.Method)); err != nil {
 			return s.writeError(err)
 		}

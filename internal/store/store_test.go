@@ -210,7 +210,7 @@ func TestOpen(t *testing.T) {
 		if err := rawDB(t, path).QueryRow(`SELECT CAST(value AS TEXT) FROM meta WHERE name = 'schema_version'`).Scan(&v); err != nil {
 			t.Fatal(err)
 		}
-		if want := fmt.Sprint(len(migrations)); v != want {
+		if want := fmt.Sprint(len(sqliteMigrations)); v != want {
 			t.Errorf("schema_version = %q, want %q", v, want)
 		}
 	})
