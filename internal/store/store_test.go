@@ -21,10 +21,16 @@ var (
 	key2 = bytes.Repeat([]byte{0x22}, 32)
 )
 
+// newStore opens a new store and returns it with where it lives: a
+// SQLite file, or under TestPostgres (pg_test.go) a PostgreSQL database
+// of the test's own, named by its connection string.
 func newStore(t *testing.T) (*Store, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "store.db")
-	s, err := Open(path, key1)
+	if onPostgres(t) {
+		path = newPGDatabase(t)
+	}
+	s, err := reopen(path, key1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,12 +38,20 @@ func newStore(t *testing.T) (*Store, string) {
 	return s, path
 }
 
+// reopen opens the store at path (a file or a connection string) again.
+func reopen(path string, key []byte) (*Store, error) {
+	if strings.HasPrefix(path, "postgres://") {
+		return OpenPostgres(path, key)
+	}
+	return Open(path, key)
+}
+
 // twoHandles opens a store and a second handle on its file, as the
 // server and an admin command have.
 func twoHandles(t *testing.T) (server, cli *Store) {
 	t.Helper()
 	server, path := newStore(t)
-	cli, err := Open(path, key1)
+	cli, err := reopen(path, key1)
 	if err != nil {
 		t.Fatalf("second handle: %v", err)
 	}
@@ -78,7 +92,11 @@ func defaultOf(e *factors.Enrolment) factors.Method {
 // rawDB opens the file with a second, plain database/sql handle.
 func rawDB(t *testing.T, path string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite", path)
+	driver := "sqlite"
+	if strings.HasPrefix(path, "postgres://") {
+		driver = "pgx"
+	}
+	db, err := sql.Open(driver, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,14 +269,14 @@ func TestPutAndEnrolment(t *testing.T) {
 
 	t.Run("secret is not stored in the clear", func(t *testing.T) {
 		_, path := newStore(t)
-		s2, err := Open(path, key1)
+		s2, err := reopen(path, key1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer s2.Close()
 		s2.Put(ctx, "bob", totpCred("bob-clear-text-secret"), false)
 		var sealed []byte
-		if err := rawDB(t, path).QueryRow(`SELECT secret FROM credentials WHERE user = 'bob'`).Scan(&sealed); err != nil {
+		if err := rawDB(t, path).QueryRow(`SELECT secret FROM credentials WHERE "user" = 'bob'`).Scan(&sealed); err != nil {
 			t.Fatal(err)
 		}
 		if bytes.Contains(sealed, []byte("bob-clear-text-secret")) {
