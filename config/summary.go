@@ -45,8 +45,21 @@ func (c *Config) Summary() string {
 	p("  users are named by %s (the entry's value: enrolments, lockout and audit are keyed on it)", l.Attributes.Username)
 	p("  groups             mode=%s base_dn=%s name_attribute=%s nested=%t", l.Groups.Mode, l.Groups.BaseDN, l.Groups.NameAttribute, l.Groups.Nested)
 	p("  pool_size          %d per pool, timeout %s", l.PoolSize, l.Timeout)
-	p("store                %s (key from %s)", c.Store.Path, orNone(c.Store.Key.Source()))
-	p("state                %s (at most %d entries)", c.State.Backend, c.State.MaxEntries)
+	if c.Store.Driver == DriverPostgres {
+		p("store                postgres (connection string from %s, key from %s)", orNone(c.Store.DSN.Source()), orNone(c.Store.Key.Source()))
+	} else {
+		p("store                sqlite %s (key from %s)", c.Store.Path, orNone(c.Store.Key.Source()))
+	}
+	if r := c.State.Redis; c.State.Backend == "redis" {
+		mode := "server"
+		if r.SentinelMaster != "" {
+			mode = "sentinels of " + r.SentinelMaster
+		}
+		p("state                redis, %s %s, user %s (password from %s), prefix %q, tls=%t",
+			mode, strings.Join(r.Addresses, ", "), orNone(r.Username), orNone(r.Password.Source()), r.Prefix, r.TLS != nil)
+	} else {
+		p("state                memory (at most %d entries)", c.State.MaxEntries)
+	}
 	if c.usesSmartcards() {
 		sc := c.Factors.Smartcard
 		p("smartcard            identity=%s revocation=%s allowed_realms=[%s] match_stored_certificate=%t", sc.Identity, sc.Revocation,

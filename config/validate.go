@@ -396,7 +396,6 @@ func (c *Config) validateStoreState(v *validator) {
 			v.bad("store.path", "missing", "write the path of the enrolment database, such as /var/lib/mfabridge/store.db")
 		}
 	case DriverPostgres:
-		v.bad("store.driver", "the postgres driver is not available in this version of mfabridge", "write sqlite")
 		if c.Store.DSN.IsZero() {
 			v.bad("store.dsn", "the postgres driver needs a connection string",
 				`write dsn: "env:MFABRIDGE_PG_DSN" and set it to postgres://mfabridge@db.example.org/mfabridge?sslmode=verify-full`)

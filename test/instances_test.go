@@ -71,19 +71,58 @@ type pair struct {
 	fake *harness.FakeTwilio
 }
 
-// startPair starts A and B with tc and the state section given.
+// startPair starts A and B with tc and the state section given, on an
+// enrolment store in a PostgreSQL database of the test's own.
 func startPair(t *testing.T, tc twConf, state string) *pair {
+	t.Helper()
+	return startPairOn(t, tc, state, sharedPostgres(t))
+}
+
+func startPairOn(t *testing.T, tc twConf, state string, pg *harness.Postgres) *pair {
 	t.Helper()
 	p := &pair{fake: harness.NewFakeTwilio(twSID, twToken)}
 	t.Cleanup(p.fake.Close)
-	shared := t.TempDir()
 	tc.Fake = p.fake
-	tc.Store = fmt.Sprintf(`{path: "%s/store.db", key: env:STORE_KEY}`, shared)
+	tc.Store = pgStore(t, pg)
 	tc.Extra = state + "\n" + tc.Extra
 	p.a = startTwilioBridge(t, tc)
 	p.b = startTwilioBridge(t, tc)
 	return p
 }
+
+// pgStore is the store section for a new database of pg, its connection
+// string (which holds the password) in a file.
+func pgStore(t *testing.T, pg *harness.Postgres) string {
+	t.Helper()
+	db, err := pg.NewDatabase(t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "pg.dsn")
+	if err := os.WriteFile(f, []byte(pg.DSN(db)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf(`{driver: postgres, dsn: "file:%s", key: env:STORE_KEY}`, f)
+}
+
+// sharedPostgres is one PostgreSQL cluster for the package's tests,
+// started by the first that needs it and stopped by TestMain.
+func sharedPostgres(t *testing.T) *harness.Postgres {
+	t.Helper()
+	pgShared.once.Do(func() { pgShared.p, pgShared.err = harness.StartPostgres() })
+	if pgShared.err != nil {
+		t.Fatal(pgShared.err)
+	}
+	return pgShared.p
+}
+
+var pgShared struct {
+	once sync.Once
+	p    *harness.Postgres
+	err  error
+}
+
+func init() { secrets.add(harness.PostgresPass) }
 
 const instancesPolicy = `  default:
     mfa: required
@@ -470,4 +509,47 @@ func TestInstancesSentinelFailover(t *testing.T) {
 		}
 	}
 	t.Logf("logins continued %s after the primary died (%d requests refused meanwhile)", after.Round(time.Millisecond), refused)
+}
+
+// PostgreSQL lost while serving: logins are refused with
+// store_unavailable and /readyz fails; back: serving again within 5 s.
+func TestInstancesPostgresLostAndBack(t *testing.T) {
+	t.Parallel()
+	pg, err := harness.StartPostgres()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Remove)
+	r := startRedis(t, harness.RedisOptions{})
+	p := startPairOn(t, twConf{conf: conf{Policies: instancesPolicy}}, redisState(t, "", "", r.Addr), pg)
+	u := p.a.newPhoneUser(t, uniqueMobile())
+	p.a.enrolTOTP(t, u.UID)
+	cb := p.b.client(t, "127.0.0.1", secretLocal)
+	p.b.challenged(t, cb, u.UID, u.Password)
+
+	pg.Kill()
+	resp, rec := p.b.send(t, cb, u.UID, u.Password)
+	want(t, "a login with PostgreSQL gone", resp, rec, radius.CodeAccessReject, "store_unavailable")
+	if code := readyz(t, p.b.bridge); code != http.StatusServiceUnavailable {
+		t.Errorf("/readyz %d with PostgreSQL gone, want 503", code)
+	}
+	if err := pg.Start(); err != nil {
+		t.Fatal(err)
+	}
+	back := time.Now()
+	var ok bool
+	for time.Since(back) < 5*time.Second && !ok {
+		resp, _, err := cb.Exchange(harness.Request(secretLocal, u.UID, u.Password, true), 5*time.Second)
+		ok = err == nil && resp.Code == radius.CodeAccessChallenge
+		if !ok {
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if !ok {
+		t.Fatal("no challenge within 5 s of PostgreSQL coming back")
+	}
+	if code := readyz(t, p.b.bridge); code != http.StatusOK {
+		t.Errorf("/readyz %d after PostgreSQL came back", code)
+	}
+	t.Logf("serving again %s after PostgreSQL came back", time.Since(back).Round(time.Millisecond))
 }

@@ -64,6 +64,11 @@ func testMain(m *testing.M) int {
 		return 1
 	}
 	defer env.slapd.Stop()
+	defer func() {
+		if pgShared.p != nil {
+			pgShared.p.Remove()
+		}
+	}()
 	return m.Run()
 }
 

@@ -208,6 +208,9 @@ func openStore(cfg *config.Config) (*store.Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store.key: %w", err)
 	}
+	if cfg.Store.Driver == config.DriverPostgres {
+		return store.OpenPostgres(cfg.Store.DSN.Value(), key)
+	}
 	return store.Open(cfg.Store.Path, key)
 }
 
