@@ -553,3 +553,21 @@ func TestInstancesPostgresLostAndBack(t *testing.T) {
 	}
 	t.Logf("serving again %s after PostgreSQL came back", time.Since(back).Round(time.Millisecond))
 }
+
+// EAP-TLS stays on the instance that began it (a live TLS state), but
+// needs nothing more of its own: a smartcard login works through either
+// instance of a pair on Redis and PostgreSQL, each whole at one.
+func TestInstancesSmartcardThroughEither(t *testing.T) {
+	t.Parallel()
+	s := newCardSetup(t)
+	r := startRedis(t, harness.RedisOptions{})
+	u := newUser(t, "vpn-admins")
+	c := conf{Policies: cardPolicy, ServerExtra: cardServer, Extra: s.with() + redisState(t, "", "", r.Addr),
+		Store: pgStore(t, sharedPostgres(t))}
+	a, b := startBridge(t, c), startBridge(t, c)
+	cd := s.issue(t, nil, "card", harness.CardOptions{CN: u.UID, UPN: u.UID + "@example.org"})
+	for _, x := range []*bridge{a, b} {
+		run := x.eapol(t, s, cd, u.UID, "", tls13)
+		x.wantSuccess(t, run, u.UID, cd)
+	}
+}
