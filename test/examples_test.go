@@ -14,7 +14,8 @@ func TestExamplesCheck(t *testing.T) {
 	if len(files) < 6 {
 		t.Fatalf("only %d examples", len(files))
 	}
-	env := []string{"STORE_KEY=" + storeKey, "LDAP_PASSWORD=example-service-password"}
+	env := []string{"STORE_KEY=" + storeKey, "LDAP_PASSWORD=example-service-password",
+		"MFABRIDGE_PG_DSN=postgres://mfabridge@db.example.org/mfabridge?sslmode=verify-full", "REDIS_PASSWORD=example-redis-password"}
 	for _, v := range []string{"ASA_SECRET", "FORTIGATE_SECRET", "PANOS_SECRET", "OCSERV_SECRET", "OPENVPN_SECRET", "DOVECOT_SECRET"} {
 		env = append(env, v+"=an-example-shared-secret-0123")
 	}

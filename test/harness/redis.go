@@ -81,7 +81,7 @@ func StartRedis(dir string, o RedisOptions) (*Redis, error) {
 		fmt.Fprintf(&c, "port %d\n", port)
 	}
 	if o.Username != "" {
-		fmt.Fprintf(&c, "user default off\nuser %s on >%s resetkeys ~mfabridge:* resetchannels +@all\nuser %s on >%s ~* &* +@all\n",
+		fmt.Fprintf(&c, "user default off\nuser %s on >%s resetkeys ~mfabridge:* resetchannels -@all +@read +@write +@scripting +@connection +role\nuser %s on >%s ~* &* +@all\n",
 			o.Username, o.Password, AdminUser, AdminPass)
 		fmt.Fprintf(&c, "masteruser %s\nmasterauth %s\n", AdminUser, AdminPass)
 	} else if o.Password != "" {
