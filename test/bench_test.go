@@ -36,7 +36,7 @@ func TestBenchSmoke(t *testing.T) {
 		t.Fatalf("go build ./test/bench: %v\n%s", err, out)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "--quick")
 	cmd.Dir = root
@@ -112,6 +112,12 @@ func TestBenchSmoke(t *testing.T) {
 		"mfabridge: append-mode login",
 		"memory per open challenge session: RSS growth",
 		"memory per open challenge session: go heap in use growth",
+		"challenge flows, state on Redis",
+		"challenge flows: Redis ÷ memory",
+		"append-mode logins, store on PostgreSQL",
+		"append-mode logins: PostgreSQL ÷ SQLite",
+		"challenge flows, memory → Redis: p99 added per round trip",
+		"append-mode logins, SQLite → PostgreSQL: p99 added per round trip",
 	}
 	count := func(prefix string) int {
 		n := 0

@@ -64,6 +64,7 @@ type options struct {
 	pool        int
 	frThreads   int
 	skipFR      bool
+	skipShared  bool
 	cache       bool
 	maxTime     time.Duration
 	keep        bool
@@ -93,6 +94,7 @@ func parseFlags() (options, error) {
 	flag.IntVar(&o.pool, "pool-size", 32, "the bridge's ldap.pool_size (it has two pools; 32 each, so that 128 clients do not queue for 8 connections); FreeRADIUS gets twice as many connections and threads")
 	flag.IntVar(&o.frThreads, "freeradius-threads", 0, "FreeRADIUS worker threads (default: twice --pool-size, one per LDAP connection)")
 	flag.BoolVar(&o.skipFR, "skip-freeradius", false, "do not start FreeRADIUS (its rows say so)")
+	flag.BoolVar(&o.skipShared, "skip-shared", false, "do not measure the backends of several instances (Redis, PostgreSQL)")
 	flag.StringVar(&o.profile, "profile", "", "write CPU profiles of the bridge during the PAP steps and the code flows into this directory (turns on server.pprof)")
 	flag.BoolVar(&o.cache, "cache", true, "also measure the bridge with ldap.cache_ttl: 30s (skipped with a note when check-config rejects the key)")
 	flag.DurationVar(&o.maxTime, "max-time", 40*time.Minute, "hard stop for the whole run")
@@ -107,7 +109,7 @@ func parseFlags() (options, error) {
 			"users":      func() { o.users = 100 },
 			"code-users": func() { o.codeUsers = 2000 },
 			"sessions":   func() { o.sessions = 1000 },
-			"max-time":   func() { o.maxTime = 3 * time.Minute },
+			"max-time":   func() { o.maxTime = 4 * time.Minute },
 		}
 		for name, f := range quick {
 			if !set[name] {
@@ -319,6 +321,10 @@ func (b *bench) run(ctx context.Context, dir string) int {
 		return 1
 	}
 	b.codePhase(ctx)
+	if ctx.Err() != nil {
+		return 1
+	}
+	b.sharedPhase(ctx)
 	return 0
 }
 

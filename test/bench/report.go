@@ -25,6 +25,7 @@ type results struct {
 	frLog                               []string // FreeRADIUS's first distinct error and warning lines
 	flowUsers                           int      // users the challenge flows may use per 30 s step
 	drops                               []string // per bridge: packets dropped, from its /metrics
+	shared                              shared   // several instances' backends
 }
 
 func newResults(o options) *results {
@@ -265,6 +266,7 @@ func (b *bench) print(out io.Writer) {
 		}
 		rows = append(rows, rss, heap)
 	}
+	rows = append(rows, sharedRows(o, &r.shared)...)
 	for _, x := range rows {
 		p("| %s | %s | %s | %s | %s | %s | %s | %s |", x.what, x.w, x.result, x.p50, x.p99, x.replies, x.target, x.verdict)
 	}
@@ -294,6 +296,7 @@ func (b *bench) print(out io.Writer) {
 	add("mfabridge: PAP on the TOTP users with the store", o.flowW, r.papRef)
 	add("mfabridge: full TOTP challenge flow", o.flowW, r.challenge)
 	add("mfabridge: append-mode login", o.flowW, r.appendM)
+	sharedCPU(o, &r.shared, add)
 	for _, x := range cpuRows {
 		p("%s", x)
 	}
@@ -303,6 +306,10 @@ func (b *bench) print(out io.Writer) {
 		p("ldap.cache_ttl: %s", r.cacheNote)
 	} else {
 		p("ldap.cache_ttl: 30s keeps the entries of users who logged in, so a repeated login costs one bind instead of a search and a bind; the password is still checked by a bind every time. It trades freshness: a change in the directory (group membership, a mobile number, a renamed entry, an account disabled in a way that still lets it bind) is seen up to 30 s late. It is off by default.")
+	}
+	if r.shared.note == "" {
+		p("Several instances' backends: Redis %s (no persistence) and %s (synchronous commits), each on this machine over loopback like the rest; %d TOTP users enrolled into PostgreSQL with `enrol import` in %s. Redis's and PostgreSQL's own CPU time is not in the CPU table's columns (only in cores busy).",
+			orDash(r.shared.redisVersion), orDash(r.shared.postgresVersionNote), o.codeUsers, r.shared.pgEnrol.Round(time.Millisecond))
 	}
 	if len(r.frLog) > 0 {
 		p("FreeRADIUS logged: %s", strings.Join(r.frLog, " | "))
@@ -320,6 +327,13 @@ func (b *bench) print(out io.Writer) {
 	p("")
 	p("total time %s", time.Since(b.start).Round(time.Second))
 	io.WriteString(out, sb.String())
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func memTotal() string {

@@ -36,6 +36,8 @@ type bridgeConf struct {
 	DuplicateWindow  string
 	ServiceDN        string
 	PeopleDN         string
+	StoreYAML        string // the store section as a flow mapping; "" the SQLite file
+	StateYAML        string // a state section; "" memory
 }
 
 // The policies: client "pap" (127.0.0.1 by default) logs in on the
@@ -85,7 +87,10 @@ ldap:
   cache_ttl: {{.CacheTTL}}
 {{- end}}
 {{- if .Store}}
-store: {path: "{{.Dir}}/store.db", key: "file:{{.Dir}}/store.key"}
+store: {{if .StoreYAML}}{{.StoreYAML}}{{else}}{path: "{{.Dir}}/store.db", key: "file:{{.Dir}}/store.key"}{{end}}
+{{- end}}
+{{- if .StateYAML}}
+{{.StateYAML}}
 {{- end}}
 policies:
   pap: {mfa: off}

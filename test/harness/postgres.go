@@ -180,3 +180,14 @@ func sanitize(s string) string {
 	}
 	return b.String()
 }
+
+// Version is the server's version line, such as "PostgreSQL 15.18".
+func (p *Postgres) Version() string {
+	out, err := p.run("postgres", "--version")
+	if err != nil {
+		return ""
+	}
+	v := strings.TrimSpace(string(out))
+	v = strings.TrimPrefix(v, "postgres (PostgreSQL) ")
+	return "PostgreSQL " + strings.Fields(v + " ")[0]
+}
