@@ -683,3 +683,27 @@ func TestIdentityAndRevocationKeys(t *testing.T) {
 		t.Errorf("revocation %q with ocsp and CRLs, want crl_and_ocsp", c.Factors.Smartcard.Revocation)
 	}
 }
+
+// A shared state with a local store, or the reverse, loads with a warning
+// that says what several instances would get wrong.
+func TestHalfSharedWarns(t *testing.T) {
+	for name, tc := range map[string]struct{ extra, want string }{
+		"redis with sqlite":  {"state:\n  backend: redis\n  redis: {addresses: [\"127.0.0.1:6379\"]}\n", "store.driver"},
+		"postgres in memory": {"", "state.backend"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			src := minimal + tc.extra
+			if tc.want == "state.backend" {
+				src = strings.Replace(minimal, "store: {key: env:MFA_TEST_STORE_KEY}", "store: {key: env:MFA_TEST_STORE_KEY, driver: postgres, dsn: env:PG_DSN}", 1)
+			}
+			c := parse(t, src)
+			found := false
+			for _, w := range c.Warnings {
+				found = found || strings.Contains(w, tc.want) && strings.Contains(w, "instance")
+			}
+			if !found {
+				t.Errorf("no warning on %s: %q", tc.want, c.Warnings)
+			}
+		})
+	}
+}

@@ -415,8 +415,16 @@ func (c *Config) validateStoreState(v *validator) {
 	}
 	switch c.State.Backend {
 	case "memory":
+		if c.Store.Driver == DriverPostgres {
+			v.warning("state.backend", "the enrolment store is shared but the state is in this process: if several instances run, "+
+				"a challenge answered at another fails, a code works once at each, and each counts its own lockout; use backend: redis")
+		}
 	case "redis":
 		c.validateRedis(v)
+		if c.Store.Driver == DriverSQLite {
+			v.warning("store.driver", "the state is shared but the enrolment store is a file of this machine: instances elsewhere "+
+				"do not see its enrolments; use driver: postgres unless every instance runs here on the same file")
+		}
 	default:
 		v.bad("state.backend", fmt.Sprintf("%q is not memory or redis", c.State.Backend), "write memory (one instance) or redis (several)")
 	}
