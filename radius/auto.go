@@ -25,6 +25,7 @@ func (c *Conversation) await(ctx context.Context, client *Client, pol *policy, u
 	if !ok {
 		return reject(audit.ReasonSendFailed, lead)
 	}
+	defer c.releaseSend(context.WithoutCancel(ctx), client, u, m, station) // decided, whichever way
 	f := c.factors[m].(factors.Approver)
 	tick := time.NewTicker(c.approvePoll)
 	defer tick.Stop()

@@ -63,6 +63,7 @@ func (c *Conversation) passed(ctx context.Context, client *Client, pol *policy, 
 			c.log.Warn("cannot record last use", "user", u.Name, "err", err)
 		}
 	}
+	c.releaseSend(ctx, client, u, m, station)
 	if pol.Remember > 0 && station != "" {
 		if err := c.state.Set(ctx, rememberKey(client, u, station), []byte{1}, pol.Remember); err != nil {
 			c.log.Warn("cannot remember the login", "err", err)

@@ -18,7 +18,9 @@ import (
 // the Identifier, does not see it. The claim is one SetNX in the shared
 // state; its owner writes what it sent (the lead and the approval's ref)
 // into it, and every duplicate answers with that instead of sending
-// again. A send that failed gives the claim back.
+// again. A send that failed gives the claim back, and so does the login
+// that made it once it is decided (releaseSend): the claim stands for a
+// login in progress, so the user's next login sends anew.
 
 // sendClaim is the value of a claim: pending until its owner has sent.
 type sendClaim struct {
@@ -87,5 +89,16 @@ func (c *Conversation) startOnce(ctx context.Context, client *Client, u *factors
 			return "Nothing could be sent just now; try again in a minute or use another method.", "", false
 		case <-tick.C:
 		}
+	}
+}
+
+// releaseSend ends the claim on m's send for this user, client and
+// station: the login it stood for is decided.
+func (c *Conversation) releaseSend(ctx context.Context, client *Client, u *factors.User, m factors.Method, station string) {
+	if c.sendWindow <= 0 || !c.isStarter(m) {
+		return
+	}
+	if err := c.state.Delete(ctx, sendKey(m, client, u, station)); err != nil {
+		c.log.Warn("cannot release a send claim", "user", u.Name, "factor", string(m), "err", err)
 	}
 }

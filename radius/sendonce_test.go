@@ -91,3 +91,34 @@ func TestSendOnceAcrossInstances(t *testing.T) {
 		t.Fatalf("after a failed send, the retry got %q %v, want a new send", lead, ok)
 	}
 }
+
+// A decided login gives its claim back: the user's next login within
+// the window sends anew, at either instance.
+func TestSendOnceReleasedWhenDecided(t *testing.T) {
+	shared := state.NewMemory(state.MemoryOptions{Sweep: -1})
+	t.Cleanup(func() { shared.Close() })
+	phone := &countingPhone{}
+	var inst []*convFixture
+	for range 2 {
+		f := newConvFixture(t, fixtureOptions{state: func(State) State { return shared }})
+		f.conv.sendWindow = time.Minute
+		f.conv.factors[factors.SMS] = phone
+		inst = append(inst, f)
+	}
+	u := &factors.User{Name: "bob", Mobile: "+447700900002"}
+	const station = "203.0.113.20"
+	ctx := context.Background()
+	if _, _, ok := inst[0].conv.startOnce(ctx, inst[0].client, u, factors.SMS, station); !ok {
+		t.Fatal("first send failed")
+	}
+	if lead, _, _ := inst[1].conv.startOnce(ctx, inst[1].client, u, factors.SMS, station); lead != "text 1 sent" {
+		t.Fatalf("a copy of the login in progress got %q, want the first send's lead", lead)
+	}
+	inst[1].conv.releaseSend(ctx, inst[1].client, u, factors.SMS, station)
+	if lead, _, ok := inst[0].conv.startOnce(ctx, inst[0].client, u, factors.SMS, station); !ok || lead != "text 2 sent" {
+		t.Fatalf("the next login after a decided one got %q %v, want a new send", lead, ok)
+	}
+	if n := phone.sent.Load(); n != 2 {
+		t.Fatalf("%d text messages, want 2", n)
+	}
+}

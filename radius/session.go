@@ -34,6 +34,7 @@ type session struct {
 	Attempts int              `json:"attempts"`         // wrong answers still allowed
 	Station  string           `json:"station,omitempty"`
 	Epoch    int64            `json:"epoch"`
+	Claimed  factors.Method   `json:"claimed,omitempty"` // the send this login claimed (sendonce.go), released when it is decided
 }
 
 // stateLen is 128 bits of randomness (DESIGN §2 step 10).
@@ -117,7 +118,7 @@ func (c *Conversation) firstChallenge(ctx context.Context, client *Client, pol *
 		var ref string
 		lead, ref, ok = c.startOnce(ctx, client, u, offered[0], station)
 		if ok {
-			s.Active, s.Ref = offered[0], ref
+			s.Active, s.Ref, s.Claimed = offered[0], ref, offered[0]
 		} else {
 			s.Methods = without(s.Methods, offered[0])
 		}
@@ -222,6 +223,9 @@ func (c *Conversation) answer(ctx context.Context, client *Client, login string,
 	}
 	u := &factors.User{Name: s.User, Login: s.Login, DN: s.DN, Groups: s.Groups, Mobile: s.Mobile, Voice: s.Voice}
 	d := c.answerSession(ctx, client, s, u, answer)
+	if d.code != radius.CodeAccessChallenge && s.Claimed != "" && !(d.code == radius.CodeAccessAccept && d.factor == s.Claimed) {
+		c.releaseSend(ctx, client, u, s.Claimed, s.Station) // passed released it when it was the factor
+	}
 	d = about(d, u)
 	if d.code == radius.CodeAccessAccept && s.Station != "" {
 		d.known = &stationKey{user: s.User, epoch: s.Epoch, station: s.Station}
