@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func postgresCluster(t *testing.T) *harness.Postgres {
+func postgresCluster(t testing.TB) *harness.Postgres {
 	t.Helper()
 	pg.once.Do(func() { pg.p, pg.err = harness.StartPostgres() })
 	if pg.err != nil {
@@ -40,7 +40,7 @@ func postgresCluster(t *testing.T) *harness.Postgres {
 }
 
 // newPGDatabase returns the connection string of a new, empty database.
-func newPGDatabase(t *testing.T) string {
+func newPGDatabase(t testing.TB) string {
 	t.Helper()
 	p := postgresCluster(t)
 	db, err := p.NewDatabase(t.Name())

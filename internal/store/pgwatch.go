@@ -5,10 +5,10 @@ import (
 	"database/sql"
 )
 
-// pgWatcher is PostgreSQL's watcher: the counter in the changes table,
-// which the schema's triggers move in the same transaction as every
-// change a lookup could see (and not for last-use times), read with one
-// small query per lookup. Every instance's next lookup after a commit
+// pgWatcher is PostgreSQL's watcher: the mark in the changes table,
+// which the schema's triggers set to the transaction's id in the same
+// transaction as every change a lookup could see (and not for last-use
+// times), read with one small query per lookup. Every instance's next lookup after a commit
 // anywhere therefore sees it: exact, at the cost of one round trip (see
 // docs/benchmark.md). LISTEN/NOTIFY would save the round trip but
 // arrives after the commit, so a login at another instance just after an

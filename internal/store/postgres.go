@@ -12,9 +12,9 @@ import (
 )
 
 // postgresMigrations are sqliteMigrations in PostgreSQL's DDL, and the
-// change counter the cache watches (pgwatch.go): a row that the triggers
-// move on every change a lookup could see, and leave alone for last-use
-// times.
+// change mark the cache watches (pgwatch.go): a row the triggers set to
+// the id of every transaction that changes what a lookup could see, and
+// leave alone for last-use times.
 var postgresMigrations = []string{
 	`CREATE TABLE users (
 		name          TEXT PRIMARY KEY,
@@ -41,7 +41,11 @@ var postgresMigrations = []string{
 	INSERT INTO changes (id, n) VALUES (1, 0);
 	CREATE FUNCTION mfabridge_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN
-		UPDATE changes SET n = n + 1 WHERE id = 1;
+		-- Once per transaction, however many rows it changes (a row
+		-- updated again and again in one transaction grows a chain each
+		-- update walks): the counter becomes the transaction's id, which
+		-- no other transaction has.
+		UPDATE changes SET n = txid_current() WHERE id = 1 AND n <> txid_current();
 		RETURN NULL;
 	END
 	$$;
