@@ -18,6 +18,7 @@ type Config struct {
 	Policies map[string]Policy `yaml:"policies"` // default: one policy named "default"
 	Lockout  Lockout           `yaml:"lockout"`
 	Logging  Logging           `yaml:"logging"`
+	Portal   Portal            `yaml:"portal"`
 
 	// File is the path the configuration was loaded from ("" for Parse).
 	File string `yaml:"-"`
@@ -416,3 +417,44 @@ const (
 
 // FactorNames lists every factor a policy may name, in the default order.
 var FactorNames = []string{FactorTOTP, FactorHOTP, FactorSMS, FactorVoice}
+
+// Portal is the self-service web portal, where staff sign in and enrol
+// their own methods. Off unless listen is set.
+type Portal struct {
+	Listen    string    `yaml:"listen"`     // host:port; "" (default): no portal
+	PublicURL string    `yaml:"public_url"` // the address users open; its host is the WebAuthn RP ID
+	TLS       PortalTLS `yaml:"tls"`
+	// InsecureHTTPLoopback serves plain HTTP, on a loopback listen
+	// address only: for the demo and tests. Default false.
+	InsecureHTTPLoopback bool `yaml:"insecure_http_loopback"`
+	// SessionTimeout ends a session idle this long; default 15m. A
+	// session never outlives 8h.
+	SessionTimeout Duration `yaml:"session_timeout"`
+	// FirstMethod says how a user who holds no method yet may enrol a
+	// first one: invite (a one-time code from the helpdesk), directory_phone
+	// (a text message or call to the directory's number, when the portal
+	// policy offers them), trusted_network (a source address in
+	// trusted_networks). Default [invite].
+	FirstMethod     []string `yaml:"first_method"`
+	TrustedNetworks []string `yaml:"trusted_networks"` // IPs or CIDRs
+	// Policy names the policy whose factors sign users in; default
+	// "portal" when such a policy exists, else "default". Its mode must
+	// be challenge.
+	Policy string `yaml:"policy"`
+
+	// TrustedPrefixes is TrustedNetworks parsed; set by Parse.
+	TrustedPrefixes []netip.Prefix `yaml:"-"`
+}
+
+// PortalTLS is the portal's certificate.
+type PortalTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// First-enrolment methods (portal.first_method).
+const (
+	FirstInvite         = "invite"
+	FirstDirectoryPhone = "directory_phone"
+	FirstTrustedNetwork = "trusted_network"
+)

@@ -46,6 +46,7 @@ func Default() Config {
 		Lockout: Lockout{MaxFailures: 5, MaxCodeFailures: 5, Window: 15 * time.Minute, Duration: 15 * time.Minute,
 			KnownStationTTL: 720 * time.Hour},
 		Logging: Logging{Level: "info", Format: "json"},
+		Portal:  Portal{SessionTimeout: 15 * time.Minute},
 	}
 }
 
@@ -94,6 +95,15 @@ func (c *Config) applyDefaults() {
 	for i := range c.Clients {
 		if c.Clients[i].Policy == "" && !c.pos.has(clientPath(i)+".policy") {
 			c.Clients[i].Policy = "default"
+		}
+	}
+	if !c.pos.has("portal.first_method") {
+		c.Portal.FirstMethod = []string{FirstInvite}
+	}
+	if c.Portal.Policy == "" {
+		c.Portal.Policy = "default"
+		if _, ok := c.Policies["portal"]; ok {
+			c.Portal.Policy = "portal"
 		}
 	}
 	c.groupsBaseSet = c.LDAP.Groups.BaseDN != ""

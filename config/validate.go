@@ -44,6 +44,7 @@ func (c *Config) validate() []Problem {
 	c.validateFactors(v)
 	c.validatePolicies(v)
 	c.validateLockoutLogging(v)
+	c.validatePortal(v)
 	for _, w := range v.warn {
 		c.addWarning(w)
 	}
@@ -856,4 +857,74 @@ func (c *Config) usesSmartcards() bool {
 		}
 	}
 	return false
+}
+
+func (c *Config) validatePortal(v *validator) {
+	p := &c.Portal
+	if p.Listen == "" {
+		return
+	}
+	host, _, err := net.SplitHostPort(p.Listen)
+	if err != nil {
+		v.bad("portal.listen", fmt.Sprintf("%q is not host:port", p.Listen), `write "0.0.0.0:8443"`)
+	}
+	u, uerr := url.Parse(p.PublicURL)
+	switch {
+	case p.PublicURL == "":
+		v.bad("portal.public_url", "missing", "write the address staff open, such as https://mfa.example.org")
+	case uerr != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.User != nil || (u.Path != "" && u.Path != "/"):
+		v.bad("portal.public_url", fmt.Sprintf("%q is not an https:// address of a host", p.PublicURL), "write https://mfa.example.org")
+	case u.Scheme == "http" && !p.InsecureHTTPLoopback:
+		v.bad("portal.public_url", "plain http is for the demo and tests", "serve the portal over https (portal.tls) and write an https:// address")
+	case net.ParseIP(u.Hostname()) != nil:
+		v.bad("portal.public_url", "the host is an IP address; security keys need a host name", "write the portal's DNS name (localhost on loopback)")
+	}
+	if p.InsecureHTTPLoopback {
+		if err == nil && !isLoopbackHost(host) {
+			v.bad("portal.insecure_http_loopback", fmt.Sprintf("plain HTTP on %s, which is not a loopback address", p.Listen),
+				"listen on 127.0.0.1, or serve HTTPS with portal.tls")
+		}
+	} else if p.TLS.CertFile == "" || p.TLS.KeyFile == "" {
+		v.bad("portal.tls", "the portal serves HTTPS and needs cert_file and key_file",
+			"write the certificate and key of the portal's host name (insecure_http_loopback: true is for the demo only)")
+	}
+	if p.SessionTimeout < time.Minute || p.SessionTimeout > 8*time.Hour {
+		v.bad("portal.session_timeout", fmt.Sprintf("%s is not from 1m to 8h", p.SessionTimeout), "15m suits most sites")
+	}
+	if len(p.FirstMethod) == 0 {
+		v.bad("portal.first_method", "empty: nobody could enrol a first method", "write [invite]")
+	}
+	for i, m := range p.FirstMethod {
+		if m != FirstInvite && m != FirstDirectoryPhone && m != FirstTrustedNetwork {
+			v.bad(fmt.Sprintf("portal.first_method[%d]", i), fmt.Sprintf("%q is not invite, directory_phone or trusted_network", m), "write invite")
+		}
+	}
+	p.TrustedPrefixes = nil
+	for i, n := range p.TrustedNetworks {
+		pfx, msg := parseClientAddress(n)
+		if msg != "" {
+			v.bad(fmt.Sprintf("portal.trusted_networks[%d]", i), msg, "write an IP or a CIDR such as 10.1.0.0/16")
+			continue
+		}
+		p.TrustedPrefixes = append(p.TrustedPrefixes, pfx)
+	}
+	if slices.Contains(p.FirstMethod, FirstTrustedNetwork) && len(p.TrustedNetworks) == 0 {
+		v.bad("portal.trusted_networks", "first_method trusted_network with no network listed", "list the networks, such as [10.1.0.0/16]")
+	}
+	for i, cl := range c.Clients {
+		if cl.Name == "portal" {
+			v.bad(clientPath(i)+".name", `"portal" names the portal's sign-ins in the audit log`, "give this client another name")
+		}
+	}
+	pol, ok := c.Policies[p.Policy]
+	switch {
+	case !ok:
+		v.bad("portal.policy", fmt.Sprintf("no policy named %q", p.Policy), "define it under policies, or name another")
+	case pol.Mode != ModeChallenge:
+		v.bad("portal.policy", fmt.Sprintf("policy %q has mode %s; the portal asks for the second factor as a challenge", p.Policy, pol.Mode),
+			"name a policy with mode: challenge")
+	}
+	if slices.Contains(p.FirstMethod, FirstDirectoryPhone) && ok && !slices.Contains(pol.Factors, "sms") && !slices.Contains(pol.Factors, "voice") {
+		v.warning("portal.first_method", fmt.Sprintf("directory_phone, but policy %q offers neither sms nor voice", p.Policy))
+	}
 }

@@ -159,7 +159,7 @@ func (d *daemon) listen() error {
 			return err
 		}
 	}
-	return nil
+	return d.listenPortal()
 }
 
 func (d *daemon) listenHTTP(key, addr string, h http.Handler) error {
@@ -244,7 +244,7 @@ func (d *daemon) run() {
 	}
 	s := d.cfg.Server
 	d.log.Info("mfabridge started", "version", versionString(), "radius", addrs, "radsec", s.RadsecListen, "admin", s.AdminListen,
-		"webhooks", orAdmin(s.WebhookListen), "clients", len(d.cfg.Clients), "ldap", d.cfg.LDAP.URLs)
+		"webhooks", orAdmin(s.WebhookListen), "portal", d.cfg.Portal.Listen, "clients", len(d.cfg.Clients), "ldap", d.cfg.LDAP.URLs)
 }
 
 // wait runs until ctx ends or a listener fails, reloading on SIGHUP.
@@ -327,7 +327,7 @@ func (d *daemon) reload() {
 		return
 	}
 	if restartOnly(cfg, old.cfg) {
-		d.log.Warn("listeners, RadSec certificates, state and logging change only on restart; the rest of the new configuration is in force")
+		d.log.Warn("listeners, RadSec certificates, state, logging and the portal change only on restart; the rest of the new configuration is in force")
 	}
 	for _, w := range cfg.Warnings {
 		d.log.Warn(w)
@@ -346,5 +346,5 @@ func restartOnly(cfg, old *config.Config) bool {
 	s, o := cfg.Server, old.Server
 	return !slices.Equal(s.RadiusListen, o.RadiusListen) || s.AdminListen != o.AdminListen || s.WebhookListen != o.WebhookListen ||
 		s.RadsecListen != o.RadsecListen || s.RadsecTLS != o.RadsecTLS || s.DuplicateCacheEntries != o.DuplicateCacheEntries ||
-		!reflect.DeepEqual(cfg.State, old.State) || cfg.Logging != old.Logging
+		!reflect.DeepEqual(cfg.State, old.State) || cfg.Logging != old.Logging || !reflect.DeepEqual(cfg.Portal, old.Portal)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"time"
 
 	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
@@ -21,6 +23,7 @@ const userUsage = `mfabridge user show    --config FILE --user U
        mfabridge user remove  --config FILE --user U [METHOD] remove one method, or all
        mfabridge user default --config FILE --user U METHOD   make METHOD (totp, hotp, sms, voice) the default
        mfabridge user migrate --config FILE [--dry-run]       key every stored user on the name of the directory entry it finds
+       mfabridge user invite  --config FILE --user U [--ttl 72h]  a one-time code to enrol a first method in the portal
   --user is found in the directory and the entry's name used; --no-directory uses it as given.`
 
 var storedMethods = []factors.Method{factors.TOTP, factors.HOTP, factors.Cert}
@@ -31,8 +34,11 @@ func runUser(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 		return exitUsage
 	}
 	verb := args[0]
-	if verb == "migrate" {
+	switch verb {
+	case "migrate":
 		return userMigrate(ctx, args[1:], stdout, stderr)
+	case "invite":
+		return userInvite(ctx, args[1:], stdout, stderr)
 	}
 	a := newAdminFlags("user "+verb, stderr)
 	if err := a.fs.Parse(args[1:]); err != nil {
@@ -209,6 +215,56 @@ func userMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		if failed > 0 {
 			return fmt.Errorf("%d users could not be renamed (above)", failed)
 		}
+		return nil
+	}()
+	return exitFor(err, stderr, userUsage)
+}
+
+// inviteAlphabet has no letters that read as digits (I, O) nor digits
+// that read as letters (0, 1): 32 symbols, 5 bits each.
+const inviteAlphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+// newInvite returns 16 random symbols (80 bits) in groups of four.
+func newInvite() (shown, stored string, err error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", "", err
+	}
+	for i := range b {
+		b[i] = inviteAlphabet[b[i]&31]
+	}
+	stored = string(b)
+	return stored[0:4] + "-" + stored[4:8] + "-" + stored[8:12] + "-" + stored[12:16], stored, nil
+}
+
+func userInvite(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a := newAdminFlags("user invite", stderr)
+	ttl := a.fs.Duration("ttl", 72*time.Hour, "how long the code works (at most 720h)")
+	if err := a.fs.Parse(args); err != nil || a.fs.NArg() > 0 {
+		return exitUsage
+	}
+	err := func() error {
+		if *ttl <= 0 || *ttl > 720*time.Hour {
+			return fmt.Errorf("--ttl %s is not from 1s to 720h", *ttl)
+		}
+		cfg, st, user, err := a.open(ctx)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		shown, stored, err := newInvite()
+		if err != nil {
+			return err
+		}
+		if err := st.Invite(ctx, user, stored, *ttl); err != nil {
+			return err
+		}
+		where := "the portal"
+		if cfg.Portal.PublicURL != "" {
+			where = cfg.Portal.PublicURL
+		}
+		fmt.Fprintf(stdout, "enrolment code for %s: %s\nIt works once, until %s, at %s after the user's password; a new code replaces it.\n",
+			user, shown, time.Now().Add(*ttl).UTC().Format("2006-01-02 15:04 MST"), where)
 		return nil
 	}()
 	return exitFor(err, stderr, userUsage)

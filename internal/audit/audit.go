@@ -15,6 +15,8 @@ const (
 	Accept    = "accept"
 	Reject    = "reject"
 	Challenge = "challenge"
+	// Change is what a user did to their own account in the portal.
+	Change = "change"
 )
 
 // Record is one decision.

@@ -10,6 +10,17 @@ type Reason string
 
 // The reasons, by where they arise.
 const (
+	// The portal: what users do to their own account (outcome change or
+	// reject); its sign-ins are the conversation's, with client portal.
+	ReasonInviteUsed      Reason = "invite_used"     // a first enrolment opened by a helpdesk invite
+	ReasonInviteRefused   Reason = "invite_refused"  // a wrong, used or expired invite code
+	ReasonTrustedNetwork  Reason = "trusted_network" // a first enrolment opened by a source in portal.trusted_networks
+	ReasonMethodEnrolled  Reason = "method_enrolled" // a method added (factor names it)
+	ReasonMethodRemoved   Reason = "method_removed"  // a method removed
+	ReasonDefaultChanged  Reason = "default_changed" // the default method changed
+	ReasonCSRF            Reason = "csrf_refused"    // a form without its session's token, or from another origin
+	ReasonPortalRateLimit Reason = "portal_rate_limited"
+
 	// The conversation.
 	ReasonBypassGroup       Reason = "bypass_group"            // accepted: member of a bypass group
 	ReasonMFAOffPolicy      Reason = "mfa_off"                 // accepted: the policy has mfa: off

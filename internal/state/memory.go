@@ -45,13 +45,14 @@ var Shares = map[string]int{
 	"lock":      5,  // lockouts in force
 	"fail":      15, // failure counters (lockout)
 	"otp":       10, // the TOTP replay guard
-	"remember":  15, // remembered logins
+	"remember":  12, // remembered logins
 	"station":   10, // known Calling-Station-Ids
 	"code":      5,  // sent codes
 	"codetries": 3,  // wrong tries at sent codes
 	"rate":      5,  // send limits
 	"approve":   5,  // phone approvals
 	"send":      3,  // sends claimed by a login
+	"portal":    3,  // portal sessions and limits
 	"other":     4,
 }
 

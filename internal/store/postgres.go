@@ -58,6 +58,12 @@ var postgresMigrations = []string{
 		EXECUTE FUNCTION mfabridge_changed();`,
 	`ALTER TABLE users ADD COLUMN default_method TEXT NOT NULL DEFAULT '';`,
 	`ALTER TABLE credentials ADD COLUMN seal INTEGER NOT NULL DEFAULT 1;`,
+	`CREATE TABLE invites (
+		name       TEXT PRIMARY KEY,
+		hash       BYTEA NOT NULL,
+		created_at BIGINT NOT NULL,
+		expires_at BIGINT NOT NULL
+	);`,
 }
 
 // initLock is the advisory lock init takes: instances starting together

@@ -218,6 +218,13 @@ var sqliteMigrations = []string{
 	// opens: a row copied back from an older backup (an HOTP counter set
 	// back, a pending credential made active) no longer does.
 	`ALTER TABLE credentials ADD COLUMN seal INTEGER NOT NULL DEFAULT 1;`,
+	// One-time first-enrolment codes for the portal, as hashes (invite.go).
+	`CREATE TABLE invites (
+		name       TEXT PRIMARY KEY,
+		hash       BLOB NOT NULL,
+		created_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL
+	);`,
 }
 
 // sealVersion is the additional data rows are sealed with now.

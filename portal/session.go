@@ -1,0 +1,193 @@
+package portal
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/mfabridge/mfabridge/internal/audit"
+)
+
+// Stages of a session.
+const (
+	stageAnonymous = ""          // signed out: only a CSRF token for the sign-in form
+	stageChallenge = "challenge" // the password was right; a second factor is asked for
+	stageFirst     = "first"     // the password was right, and the user holds no method yet
+	stageIn        = "in"        // signed in
+)
+
+// session is what a session cookie stands for, kept in the state store
+// under a hash of the cookie's value (whoever lists the store's keys
+// learns no cookie to present), for session_timeout after its last use.
+type session struct {
+	Stage   string    `json:"stage"`
+	User    string    `json:"user,omitempty"`  // canonical name, once the password was right
+	Login   string    `json:"login,omitempty"` // as typed: the challenge is bound to it
+	State   []byte    `json:"state,omitempty"` // the conversation's challenge State
+	Prompt  string    `json:"prompt,omitempty"`
+	CSRF    string    `json:"csrf"`
+	Created time.Time `json:"created"`
+	// Factor is when the user last proved a second factor (or an invite,
+	// or a trusted network): removing a method needs it recent.
+	Factor time.Time `json:"factor,omitzero"`
+	Notice string    `json:"notice,omitempty"` // said once, on the next page
+
+	id     string // the cookie's value
+	rotate bool   // issue a new id (and token) when saved: the privilege changed
+	ended  bool   // delete when saved
+}
+
+func (s *session) signedIn() bool { return s.Stage == stageIn }
+
+// say leaves a notice for the next page.
+func (s *session) say(msg string) { s.Notice = msg }
+
+func sessionKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return "portal:session:" + hex.EncodeToString(sum[:16])
+}
+
+// random returns n random bytes, base64url-encoded.
+func random(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on the platforms Go supports
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// load returns the request's session, or a new anonymous one.
+func (p *Portal) load(r *http.Request) (*session, error) {
+	if c, err := r.Cookie(p.cookie); err == nil && len(c.Value) == 22 {
+		b, ok, err := p.o.State.Get(r.Context(), sessionKey(c.Value))
+		if err != nil {
+			return nil, err
+		}
+		var s session
+		if ok && json.Unmarshal(b, &s) == nil && p.o.Now().Sub(s.Created) < absoluteSession {
+			s.id = c.Value
+			return &s, nil
+		}
+	}
+	return &session{CSRF: random(32), Created: p.o.Now(), id: random(16)}, nil
+}
+
+// save stores s (under a new id when it rotates) and sets the cookie.
+func (p *Portal) save(w http.ResponseWriter, r *http.Request, s *session) error {
+	ctx := r.Context()
+	if s.ended || s.rotate {
+		if err := p.o.State.Delete(ctx, sessionKey(s.id)); err != nil {
+			return err
+		}
+	}
+	if s.ended {
+		http.SetCookie(w, &http.Cookie{Name: p.cookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: p.secure,
+			SameSite: http.SameSiteStrictMode})
+		return nil
+	}
+	if s.rotate {
+		s.id, s.CSRF, s.rotate = random(16), random(32), false
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	ttl := min(p.o.Config.SessionTimeout, absoluteSession-p.o.Now().Sub(s.Created))
+	if err := p.o.State.Set(ctx, sessionKey(s.id), b, ttl); err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{Name: p.cookie, Value: s.id, Path: "/", HttpOnly: true, Secure: p.secure,
+		SameSite: http.SameSiteStrictMode})
+	return nil
+}
+
+// page wraps a GET handler: the session is loaded (or begun) and saved
+// after, so that its idle timeout starts again.
+func (p *Portal) page(h func(w http.ResponseWriter, r *http.Request, s *session)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s, err := p.load(r)
+		if err != nil {
+			p.unavailable(w, err)
+			return
+		}
+		notice := s.Notice
+		s.Notice = ""
+		if err := p.save(w, r, s); err != nil {
+			p.unavailable(w, err)
+			return
+		}
+		s.Notice = notice
+		h(w, r, s)
+	}
+}
+
+// maxForm bounds a form's body.
+const maxForm = 16 << 10
+
+// form wraps a POST handler: the source's rate, the origin and the
+// session's CSRF token are checked first; the handler changes the
+// session and says where to go next; the session is saved, then the
+// browser is sent there (POST, redirect, GET).
+func (p *Portal) form(h func(w http.ResponseWriter, r *http.Request, s *session) string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		src := source(r)
+		if !p.allow(r, "src:"+src.String(), postsPerSource) {
+			p.record(r, "", audit.Reject, audit.ReasonPortalRateLimit, "")
+			p.fail(w, http.StatusTooManyRequests, text.tooManyFromAddress)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+		if err := r.ParseForm(); err != nil {
+			p.fail(w, http.StatusBadRequest, text.formUnreadable)
+			return
+		}
+		s, err := p.load(r)
+		if err != nil {
+			p.unavailable(w, err)
+			return
+		}
+		if !p.sameOrigin(r) || !validToken(s, r.PostForm.Get("csrf")) {
+			p.record(r, s.User, audit.Reject, audit.ReasonCSRF, "")
+			p.fail(w, http.StatusForbidden, text.formExpired)
+			return
+		}
+		next := h(w, r, s)
+		if err := p.save(w, r, s); err != nil {
+			p.unavailable(w, err)
+			return
+		}
+		http.Redirect(w, r, next, http.StatusSeeOther)
+	}
+}
+
+// validToken compares a form's token with the session's in constant time.
+// A session that was never saved has a token no page showed.
+func validToken(s *session, token string) bool {
+	return s.CSRF != "" && subtle.ConstantTimeCompare([]byte(s.CSRF), []byte(token)) == 1
+}
+
+// sameOrigin refuses a form posted from another site: the browser names
+// the page a form came from (Origin, and Sec-Fetch-Site where sent).
+func (p *Portal) sameOrigin(r *http.Request) bool {
+	if o := r.Header.Get("Origin"); o != "" && o != p.origin {
+		return false
+	}
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return false
+	}
+	return true
+}
+
+// allow counts one more event for key in this minute and reports whether
+// it is within limit. A state store that cannot count refuses.
+func (p *Portal) allow(r *http.Request, key string, limit int) bool {
+	minute := p.o.Now().Unix() / 60
+	n, err := p.o.State.Incr(r.Context(), "portal:rate:"+key+":"+strconv.FormatInt(minute, 10), 2*time.Minute)
+	return err == nil && n <= int64(limit)
+}

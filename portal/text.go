@@ -1,0 +1,50 @@
+package portal
+
+import "github.com/mfabridge/mfabridge/factors"
+
+// text holds every sentence the portal says outside its templates, in
+// one place, so that a site's wording is changed here and in templates/.
+var text = struct {
+	signinFailed, unavailable, rateLimited                                 string
+	trustedNetwork, inviteAccepted, inviteRefused                          string
+	totpExists, totpWrongCode, totpActive, noSuchMethod, lastMethod, never string
+	signInAgainToRemove, formExpired, formUnreadable, tooManyFromAddress   string
+	methods                                                                map[factors.Method]string
+	method                                                                 func(factors.Method) string
+	defaultSet, removed                                                    func(factors.Method) string
+}{
+	signinFailed:        "Sign-in failed. Check your user name and password and try again.",
+	unavailable:         "The service is unavailable just now. Try again in a minute.",
+	rateLimited:         "Too many attempts. Wait a minute and try again.",
+	trustedNetwork:      "You are on the organisation's network, so you can set up your first method now.",
+	inviteAccepted:      "Your enrolment code was accepted. Set up your first method now: it is used once.",
+	inviteRefused:       "That enrolment code is wrong, used or expired. Ask the service desk for a new one.",
+	totpExists:          "You already have an authenticator app. Remove it first to set up another.",
+	totpWrongCode:       "That code does not match. Check the phone's clock and type the code the app shows now.",
+	totpActive:          "Your authenticator app is set up.",
+	noSuchMethod:        "You do not have that method.",
+	lastMethod:          "This is your only method, so it cannot be removed. Add another first.",
+	never:               "never",
+	signInAgainToRemove: "To remove a method, sign in again first.",
+	formExpired:         "This form has expired or did not come from this page. Go back, reload the page and try again.",
+	formUnreadable:      "That form could not be read.",
+	tooManyFromAddress:  "Too many attempts from your address. Wait a minute and try again.",
+}
+
+var methodNames = map[factors.Method]string{
+	factors.TOTP:  "Authenticator app",
+	factors.HOTP:  "Hardware token",
+	factors.SMS:   "Text message",
+	factors.Voice: "Phone call",
+}
+
+func init() {
+	text.method = func(m factors.Method) string {
+		if n, ok := methodNames[m]; ok {
+			return n
+		}
+		return string(m)
+	}
+	text.defaultSet = func(m factors.Method) string { return text.method(m) + " is now your default method." }
+	text.removed = func(m factors.Method) string { return text.method(m) + " was removed." }
+}
