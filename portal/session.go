@@ -153,6 +153,9 @@ func (p *Portal) form(h func(w http.ResponseWriter, r *http.Request, s *session)
 			return
 		}
 		if !p.sameOrigin(r) || !validToken(s, r.PostForm.Get("csrf")) {
+			p.o.Log.Warn("form refused: not from the portal's own page, or without its session's token", "path", r.URL.Path,
+				"origin", r.Header.Get("Origin"), "fetch_site", r.Header.Get("Sec-Fetch-Site"), "same_origin", p.sameOrigin(r),
+				"session", s.Stage != "" || s.User != "", "source", src.String())
 			p.record(r, s.User, audit.Reject, audit.ReasonCSRF, "")
 			p.fail(w, http.StatusForbidden, text.formExpired)
 			return
@@ -172,16 +175,17 @@ func validToken(s *session, token string) bool {
 	return s.CSRF != "" && subtle.ConstantTimeCompare([]byte(s.CSRF), []byte(token)) == 1
 }
 
-// sameOrigin refuses a form posted from another site: the browser names
-// the page a form came from (Origin, and Sec-Fetch-Site where sent).
+// sameOrigin refuses a form posted from another site. Browsers name
+// the site a request came from in Sec-Fetch-Site, which a page cannot
+// set; without it, Origin must be the portal's. Under Referrer-Policy
+// no-referrer a browser may send Origin "null" for the portal's own
+// forms: the session's token decides then.
 func (p *Portal) sameOrigin(r *http.Request) bool {
-	if o := r.Header.Get("Origin"); o != "" && o != p.origin {
-		return false
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin" || site == "none"
 	}
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-		return false
-	}
-	return true
+	o := r.Header.Get("Origin")
+	return o == "" || o == "null" || o == p.origin
 }
 
 // allow counts one more event for key in this minute and reports whether

@@ -1,0 +1,358 @@
+package test
+
+import (
+	"context"
+	"encoding/base32"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"layeh.com/radius"
+
+	"github.com/mfabridge/mfabridge/test/harness"
+)
+
+// The portal in a real browser (headless Chromium) against a real bridge
+// and slapd, and the RADIUS logins that follow what was done in it.
+
+// portalBridge is a bridge with the portal on loopback HTTP.
+type portalBridge struct {
+	*bridge
+	url string // http://localhost:PORT
+}
+
+func startPortalBridge(t *testing.T, policies, portalExtra string) *portalBridge {
+	t.Helper()
+	port, err := harness.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	url := "http://localhost:" + strconv.Itoa(port)
+	b := startBridge(t, conf{Policies: policies, Extra: "portal:\n  listen: \"" + addr + "\"\n  public_url: \"" + url +
+		"\"\n  insecure_http_loopback: true\n" + portalExtra})
+	if !harness.Eventually(5*time.Second, func() bool {
+		resp, err := http.Get(url + "/signin")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	}) {
+		t.Fatalf("the portal at %s never answered", url)
+	}
+	return &portalBridge{bridge: b, url: url}
+}
+
+// browserPage drives one browser tab.
+type browserPage struct {
+	t    *testing.T
+	ctx  context.Context
+	base string
+}
+
+func (pb *portalBridge) browser(t *testing.T) *browserPage {
+	t.Helper()
+	ctx, cancel, err := harness.Browser(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(func() { cancelT(); cancel() })
+	return &browserPage{t: t, ctx: ctx, base: pb.url}
+}
+
+func (p *browserPage) open(path string) {
+	p.t.Helper()
+	if err := chromedp.Do(p.ctx, chromedp.Navigate(p.base+path)); err != nil {
+		p.t.Fatalf("open %s: %v", path, err)
+	}
+}
+
+// fill types value into the field with that id.
+func (p *browserPage) fill(id, value string) {
+	p.t.Helper()
+	if err := chromedp.Do(p.ctx, chromedp.SetValue(chromedp.ID(id), value)); err != nil {
+		p.t.Fatalf("fill #%s: %v", id, err)
+	}
+}
+
+// press clicks the first button of the form posting to action and waits
+// for the page the answer leads to.
+func (p *browserPage) press(action string) {
+	p.t.Helper()
+	sel := chromedp.CSS(`form[action="` + action + `"] button`)
+	if _, err := chromedp.Run(p.ctx, chromedp.WaitEvent(page.LoadEventFired, nil, chromedp.Click(sel))); err != nil {
+		p.t.Fatalf("press %s: %v", action, err)
+	}
+}
+
+// at returns the name of the page shown (main's data-page).
+func (p *browserPage) at() string {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.querySelector("main") ? document.querySelector("main").dataset.page : ""`))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return v
+}
+
+func (p *browserPage) text() string {
+	p.t.Helper()
+	v, err := chromedp.Run(p.ctx, chromedp.Evaluate[string](`document.body.innerText`))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return v
+}
+
+func (p *browserPage) mustBeAt(want string) {
+	p.t.Helper()
+	if got := p.at(); got != want {
+		p.t.Fatalf("on page %q, want %q; the page says:\n%s", got, want, p.text())
+	}
+}
+
+// signIn types a user name and password into the sign-in page.
+func (p *browserPage) signIn(user, password string) {
+	p.t.Helper()
+	p.open("/signin")
+	p.fill("username", user)
+	p.fill("password", password)
+	p.press("/signin")
+}
+
+// answer types a code or a menu choice on the second-step page.
+func (p *browserPage) answer(code string) {
+	p.t.Helper()
+	p.mustBeAt("code")
+	p.fill("code", code)
+	p.press("/code")
+}
+
+const portalPolicy = `  default:
+    mfa: required
+    factors: [totp, hotp]`
+
+// A user with no method: an invite from the helpdesk opens the portal
+// once; an authenticator app enrolled there works through RADIUS; the
+// invite does not work twice.
+func TestPortalInviteEnrolAndLogInThroughRADIUS(t *testing.T) {
+	t.Parallel()
+	pb := startPortalBridge(t, portalPolicy, "")
+	u := newUser(t)
+	out, stderr, code := mfabridge(t, pb.env(), "user", "invite", "--config", pb.ConfigFile, "--user", u.UID, "--ttl", "1h")
+	m := regexp.MustCompile(`enrolment code for \S+: ([A-Z0-9-]{19})`).FindStringSubmatch(out)
+	if code != 0 || m == nil {
+		t.Fatalf("user invite: %d %s %s", code, out, stderr)
+	}
+	invite := m[1]
+
+	p := pb.browser(t)
+	p.signIn(u.UID, u.Password)
+	p.mustBeAt("first")
+	p.fill("invite", strings.ToLower(invite))
+	p.press("/first")
+	p.mustBeAt("home")
+	if !strings.Contains(p.text(), "You have no sign-in method yet") {
+		t.Errorf("home of a new user:\n%s", p.text())
+	}
+	p.press("/totp")
+	p.mustBeAt("totp")
+	shown, err := chromedp.Run(p.ctx, chromedp.Text(chromedp.ID("secret")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ReplaceAll(shown, " ", ""))
+	if err != nil {
+		t.Fatalf("the key on the page %q: %v", shown, err)
+	}
+	app := newToken(secret)
+	p.fill("code", app.code(0))
+	p.press("/totp/confirm")
+	p.mustBeAt("home")
+	if !strings.Contains(p.text(), "Your authenticator app is set up.") {
+		t.Errorf("after confirming:\n%s", p.text())
+	}
+
+	// RADIUS: the password, then the app's next code.
+	r := pb.radclient(t, "auth", secretLocal, pap(u.UID, u.Password))
+	if r.Code != "Access-Challenge" {
+		t.Fatalf("RADIUS login: %s\n%s", r.Code, r.Out)
+	}
+	r = pb.radclient(t, "auth", secretLocal, pap(u.UID, app.code(1))+", State = "+r.Attrs["State"][0])
+	if r.Code != "Access-Accept" {
+		t.Fatalf("RADIUS answer with the app's code: %s\n%s", r.Code, r.Out)
+	}
+
+	// The invite again, in another browser, after the password: refused.
+	again := pb.browser(t)
+	again.signIn(u.UID, u.Password)
+	again.mustBeAt("code") // the user now holds a method
+	usedInviteRefused(t, pb, u, invite)
+	recs := filterAudit(pb.audit(t), u.UID)
+	var reasons []string
+	for _, r := range recs {
+		reasons = append(reasons, r.Client+":"+r.Reason)
+	}
+	for _, want := range []string{"portal:not_enrolled", "portal:invite_used", "portal:method_enrolled", "local:mfa_passed"} {
+		if !strings.Contains(strings.Join(reasons, " "), want) {
+			t.Errorf("no audit record %s in %v", want, reasons)
+		}
+	}
+}
+
+// usedInviteRefused checks that an invite, once used, opens nothing:
+// removing every method by the CLI puts the user back on the
+// first-enrolment page, where the old invite is refused.
+func usedInviteRefused(t *testing.T, pb *portalBridge, u harness.User, invite string) {
+	t.Helper()
+	if out, stderr, code := mfabridge(t, pb.env(), "user", "remove", "--config", pb.ConfigFile, "--user", u.UID); code != 0 {
+		t.Fatalf("user remove: %d %s %s", code, out, stderr)
+	}
+	p := pb.browser(t)
+	p.signIn(u.UID, u.Password)
+	p.mustBeAt("first")
+	p.fill("invite", invite)
+	p.press("/first")
+	p.mustBeAt("first")
+	if !strings.Contains(p.text(), "wrong, used or expired") {
+		t.Errorf("the used invite:\n%s", p.text())
+	}
+}
+
+// Sign-in with password and code; a wrong password and a wrong code say
+// so; the lockout is the one RADIUS counts.
+func TestPortalSignInAndSharedLockout(t *testing.T) {
+	t.Parallel()
+	pb := startPortalBridge(t, portalPolicy, "")
+	u := newUser(t)
+	app := pb.enrolTOTP(t, u.UID)
+	p := pb.browser(t)
+
+	p.signIn(u.UID, "not-the-password")
+	p.mustBeAt("signin")
+	if !strings.Contains(p.text(), "Authentication failed.") {
+		t.Errorf("after a wrong password:\n%s", p.text())
+	}
+	p.signIn(u.UID, u.Password)
+	if !strings.Contains(p.text(), "Enter the code from your authenticator app.") {
+		t.Errorf("the second step:\n%s", p.text())
+	}
+	p.answer(app.wrong())
+	if !strings.Contains(p.text(), "Wrong code.") {
+		t.Errorf("after a wrong code:\n%s", p.text())
+	}
+	p.answer(app.code(0))
+	p.mustBeAt("home")
+	if !strings.Contains(p.text(), "Authenticator app") || !strings.Contains(strings.ToLower(p.text()), "default") {
+		t.Errorf("home:\n%s", p.text())
+	}
+
+	// Wrong passwords through RADIUS lock the portal too.
+	c := pb.client(t, "127.0.0.1", secretLocal)
+	for range 5 {
+		resp, _ := pb.send(t, c, u.UID, "wrong-password")
+		if resp.Code != radius.CodeAccessReject {
+			t.Fatalf("wrong password: %v", resp.Code)
+		}
+	}
+	q := pb.browser(t)
+	q.signIn(u.UID, u.Password)
+	q.mustBeAt("signin")
+	if rec := pb.lastAudit(t, u.UID); rec.Client != "portal" || rec.Reason != "locked_out_password" {
+		t.Errorf("the portal's sign-in while locked out: %+v", rec)
+	}
+}
+
+// The default chosen in the portal orders the next RADIUS prompt.
+func TestPortalDefaultOrdersTheRADIUSPrompt(t *testing.T) {
+	t.Parallel()
+	pb := startPortalBridge(t, portalPolicy, "")
+	u := newUser(t)
+	app := pb.enrolTOTP(t, u.UID)
+	pb.enrolHOTP(t, u.UID, 0)
+	c := pb.client(t, "127.0.0.1", secretLocal)
+	_, prompt := pb.challenged(t, c, u.UID, u.Password)
+	if !strings.HasPrefix(prompt, "Enter the code from your authenticator app") {
+		t.Fatalf("prompt before: %q", prompt)
+	}
+	p := pb.browser(t)
+	p.signIn(u.UID, u.Password)
+	p.answer(app.code(0))
+	p.mustBeAt("home")
+	p.press("/default")
+	if !strings.Contains(p.text(), "Hardware token is now your default method.") {
+		t.Fatalf("after choosing the token:\n%s", p.text())
+	}
+	_, prompt = pb.challenged(t, c, u.UID, u.Password)
+	if !strings.HasPrefix(prompt, "Enter the code from your hardware token") {
+		t.Errorf("prompt after: %q", prompt)
+	}
+}
+
+// A form without its token is refused; a cookie replayed after sign-out
+// opens nothing; the page cannot be framed.
+func TestPortalCSRFCookieReplayAndFraming(t *testing.T) {
+	t.Parallel()
+	pb := startPortalBridge(t, portalPolicy, "")
+	u := newUser(t)
+	app := pb.enrolTOTP(t, u.UID)
+	p := pb.browser(t)
+	p.signIn(u.UID, u.Password)
+	p.answer(app.code(0))
+	p.mustBeAt("home")
+
+	// The session's cookie, as the browser holds it.
+	res, err := chromedp.Call(p.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{pb.url}})
+	if err != nil || len(res.Cookies) != 1 {
+		t.Fatalf("cookies: %v %+v", err, res)
+	}
+	ck := res.Cookies[0]
+	if !ck.HTTPOnly || ck.SameSite != network.CookieSameSiteStrict {
+		t.Errorf("cookie %s: HttpOnly %t, SameSite %q", ck.Name, ck.HTTPOnly, ck.SameSite)
+	}
+	get := func(path string) *http.Response {
+		req, _ := http.NewRequest("GET", pb.url+path, nil)
+		req.AddCookie(&http.Cookie{Name: ck.Name, Value: ck.Value})
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := get("/"); resp.StatusCode != 200 || resp.Header.Get("X-Frame-Options") != "DENY" ||
+		!strings.Contains(resp.Header.Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Errorf("home with the cookie: %d, X-Frame-Options %q, CSP %q", resp.StatusCode, resp.Header.Get("X-Frame-Options"),
+			resp.Header.Get("Content-Security-Policy"))
+	}
+
+	// A forged token: refused, and the method stays.
+	if err := chromedp.Do(p.ctx, chromedp.Evaluate[chromedp.Void](
+		`document.querySelectorAll('input[name=csrf]').forEach(e => e.value = "forged")`)); err != nil {
+		t.Fatal(err)
+	}
+	p.press("/remove")
+	if !strings.Contains(p.text(), "This form has expired or did not come from this page") {
+		t.Errorf("a form with a forged token:\n%s", p.text())
+	}
+	if rec := pb.lastAudit(t, u.UID); rec.Reason != "csrf_refused" {
+		t.Errorf("audit of the forged form: %+v", rec)
+	}
+	if out, _, _ := mfabridge(t, pb.env(), "user", "show", "--config", pb.ConfigFile, "--user", u.UID); !strings.Contains(out, "totp") {
+		t.Errorf("the method went with a forged form:\n%s", out)
+	}
+
+	p.open("/")
+	p.press("/signout")
+	p.mustBeAt("signin")
+	if resp := get("/"); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/signin" {
+		t.Errorf("the cookie replayed after sign-out: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
