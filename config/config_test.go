@@ -707,3 +707,36 @@ func TestHalfSharedWarns(t *testing.T) {
 		})
 	}
 }
+
+func TestPortalKeys(t *testing.T) {
+	portal := func(lines string) string { return minimal + "portal:\n" + lines }
+	c := parse(t, portal("  listen: \"127.0.0.1:8080\"\n  public_url: \"http://localhost:8080\"\n  insecure_http_loopback: true\n"))
+	if p := c.Portal; p.Policy != "default" || p.SessionTimeout != 15*time.Minute || !reflect.DeepEqual(p.FirstMethod, []string{"invite"}) {
+		t.Errorf("defaults: %+v", p)
+	}
+	c = parse(t, portal("  listen: \"0.0.0.0:8443\"\n  public_url: \"https://mfa.example.org\"\n  tls: {cert_file: a.crt, key_file: a.key}\n"+
+		"  first_method: [invite, trusted_network]\n  trusted_networks: [10.1.0.0/16]\n")+"policies:\n  default: {}\n  portal: {factors: [totp]}\n")
+	if p := c.Portal; p.Policy != "portal" || len(p.TrustedPrefixes) != 1 || p.TrustedPrefixes[0] != netip.MustParsePrefix("10.1.0.0/16") {
+		t.Errorf("a policy named portal, and the networks: %+v", p)
+	}
+	for name, tc := range map[string]struct{ src, msg string }{
+		"plain http elsewhere": {portal("  listen: \"0.0.0.0:8080\"\n  public_url: \"http://mfa.example.org\"\n  insecure_http_loopback: true\n"),
+			"not a loopback address"},
+		"http without the flag": {portal("  listen: \"127.0.0.1:8080\"\n  public_url: \"http://localhost:8080\"\n  tls: {cert_file: a, key_file: b}\n"),
+			"plain http is for the demo"},
+		"no tls":          {portal("  listen: \"0.0.0.0:8443\"\n  public_url: \"https://mfa.example.org\"\n"), "needs cert_file and key_file"},
+		"no public_url":   {portal("  listen: \"127.0.0.1:8080\"\n  insecure_http_loopback: true\n"), "missing"},
+		"an IP":           {portal("  listen: \"127.0.0.1:8080\"\n  public_url: \"http://127.0.0.1:8080\"\n  insecure_http_loopback: true\n"), "need a host name"},
+		"first method":    {portal("  listen: \"127.0.0.1:8080\"\n  public_url: \"http://localhost\"\n  insecure_http_loopback: true\n  first_method: [email]\n"), "is not invite"},
+		"trusted, no net": {portal("  listen: \"127.0.0.1:8080\"\n  public_url: \"http://localhost\"\n  insecure_http_loopback: true\n  first_method: [trusted_network]\n"), "no network listed"},
+		"client portal": {strings.Replace(portal("  listen: \"127.0.0.1:8080\"\n  public_url: \"http://localhost\"\n  insecure_http_loopback: true\n"),
+			"name: vpn", "name: portal", 1), "names the portal's sign-ins"},
+		"append policy": {portal("  listen: \"127.0.0.1:8080\"\n  public_url: \"http://localhost\"\n  insecure_http_loopback: true\n  policy: mail\n") +
+			"policies:\n  default: {}\n  mail: {mode: append}\n", "the portal asks for the second factor as a challenge"},
+	} {
+		e := parseError(t, tc.src)
+		if !strings.Contains(e.Error(), tc.msg) {
+			t.Errorf("%s: %v, want %q", name, e, tc.msg)
+		}
+	}
+}

@@ -60,6 +60,10 @@ func (c *Config) Summary() string {
 	} else {
 		p("state                memory (at most %d entries)", c.State.MaxEntries)
 	}
+	if pc := c.Portal; pc.Listen != "" {
+		p("portal               %s as %s, policy %s, first method by %s, sessions idle %s", pc.Listen, pc.PublicURL, pc.Policy,
+			strings.Join(pc.FirstMethod, "/"), pc.SessionTimeout)
+	}
 	if c.usesSmartcards() {
 		sc := c.Factors.Smartcard
 		p("smartcard            identity=%s revocation=%s allowed_realms=[%s] match_stored_certificate=%t", sc.Identity, sc.Revocation,
