@@ -541,17 +541,25 @@ func TestSMSPerUserLimit(t *testing.T) {
     mfa: required
     factors: [totp, sms]`}, Factors: `  sms: {max_per_hour: 2}`})
 	c := b.client(t, "127.0.0.1", secretLocal)
+	// Each login comes from a device of its own: the same login from one
+	// device inside duplicate_window is one login, which sends once
+	// (TestSendOnceAcrossInstances).
+	device := 0
+	from := func() func(*radius.Packet) {
+		device++
+		return withStation(fmt.Sprintf("10.9.0.%d", device))
+	}
 
 	t.Run("sms only", func(t *testing.T) {
 		number := uniqueMobile()
 		u := b.newPhoneUser(t, number)
 		for i := range 2 {
-			b.challenged(t, c, u.UID, u.Password)
+			b.challenged(t, c, u.UID, u.Password, from())
 			if n := len(b.fake.MessagesTo(number)); n != i+1 {
 				t.Fatalf("login %d: %d messages", i+1, n)
 			}
 		}
-		resp, rec := b.send(t, c, u.UID, u.Password)
+		resp, rec := b.send(t, c, u.UID, u.Password, from())
 		want(t, "third login in the hour", resp, rec, radius.CodeAccessReject, "send_failed")
 		wantMsg(t, "third login", resp, "Too many codes")
 		if n := len(b.fake.MessagesTo(number)); n != 2 {
@@ -564,9 +572,9 @@ func TestSMSPerUserLimit(t *testing.T) {
 		tk := b.enrolTOTP(t, u.UID)
 		b.setDefault(t, u.UID, "sms")
 		for range 2 {
-			b.challenged(t, c, u.UID, u.Password)
+			b.challenged(t, c, u.UID, u.Password, from())
 		}
-		st, prompt := b.challenged(t, c, u.UID, u.Password)
+		st, prompt := b.challenged(t, c, u.UID, u.Password, from())
 		if !containsAll(prompt, "Too many codes", "authenticator app") || strings.Contains(prompt, "reply") {
 			t.Errorf("prompt past the limit %q: want the limit told and the app code offered", prompt)
 		}
@@ -584,7 +592,7 @@ func TestSMSPerUserLimit(t *testing.T) {
 		var rec auditRecord
 		for _, name := range names {
 			n := len(filterAudit(b.audit(t), u.UID))
-			resp, _, err := c.Exchange(harness.Request(secretLocal, name, u.Password, true), replyWait)
+			resp, _, err := c.Exchange(harness.Request(secretLocal, name, u.Password, true, from()), replyWait)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -624,7 +632,8 @@ func TestSMSGlobalCeiling(t *testing.T) {
 	b.challenged(t, c, a.UID, a.Password)
 	b.challenged(t, c, bb.UID, bb.Password)
 	for _, u := range []harness.User{a, bb} {
-		resp, rec := b.send(t, c, u.UID, u.Password)
+		// From another device: a new login, not the same one again.
+		resp, rec := b.send(t, c, u.UID, u.Password, withStation("10.9.1.1"))
 		want(t, "past the ceiling", resp, rec, radius.CodeAccessReject, "send_failed")
 		wantMsg(t, "past the ceiling", resp, "Too many codes")
 	}

@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"syscall"
 	"text/template"
 	"time"
@@ -63,6 +64,10 @@ policies:
       - groups: [vpn-admins]
         attributes: {Class: "admins", Session-Timeout: "28800"}
 logging: {level: info, format: text, audit_file: "{{.Dir}}/audit.log"}
+portal:
+  listen: "{{.Portal}}"
+  public_url: "{{.PortalURL}}"
+  insecure_http_loopback: true   # the demo only: a real portal serves HTTPS (portal.tls)
 `))
 
 func main() {
@@ -72,6 +77,7 @@ func main() {
 func run() int {
 	radiusAddr := flag.String("radius", "127.0.0.1:1812", "RADIUS listen address")
 	adminAddr := flag.String("admin", "127.0.0.1:9812", "admin (metrics) listen address")
+	portalAddr := flag.String("portal", "127.0.0.1:8443", "self-service portal listen address (plain HTTP on loopback)")
 	keep := flag.Bool("keep", false, "keep the demo directory when stopping")
 	flag.Parse()
 
@@ -79,6 +85,9 @@ func run() int {
 	// FreeRADIUS or another bridge may hold them).
 	*radiusAddr = freeOr(*radiusAddr, "udp")
 	*adminAddr = freeOr(*adminAddr, "tcp")
+	*portalAddr = freeOr(*portalAddr, "tcp")
+	_, portalPort, _ := net.SplitHostPort(*portalAddr)
+	portalURL := "http://localhost:" + portalPort
 	if err := harness.Need("slapd"); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		return 1
@@ -119,7 +128,7 @@ func run() int {
 		return 1
 	}
 	configTmpl.Execute(f, map[string]string{
-		"Radius": *radiusAddr, "Admin": *adminAddr, "Dir": dir, "LDAPS": s.LDAPSURL, "CA": s.CA.CertFile,
+		"Radius": *radiusAddr, "Admin": *adminAddr, "Portal": *portalAddr, "PortalURL": portalURL, "Dir": dir, "LDAPS": s.LDAPSURL, "CA": s.CA.CertFile,
 		"ServiceDN": harness.ServiceDN, "PeopleDN": harness.PeopleDN, "GroupsDN": harness.GroupsDN,
 	})
 	f.Close()
@@ -142,6 +151,14 @@ func run() int {
 	}
 	defer b.Stop()
 
+	// bob enrols himself in the portal, with an invite from the helpdesk.
+	out, err := exec.Command(bin, "user", "invite", "--config", cfgPath, "--user", "bob").Output()
+	invite := regexp.MustCompile(`[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4}`).Find(out)
+	if err != nil || invite == nil {
+		fmt.Fprintf(os.Stderr, "demo: user invite: %v\n%s", err, out)
+		return 1
+	}
+
 	fmt.Printf(`
 mfabridge is running on %[1]s (RADIUS) with its configuration in
   %[2]s
@@ -151,8 +168,11 @@ and the audit log in %[3]s/audit.log. Try it from another terminal:
       password Alice-demo-1, then the code this window prints for alice's
       authenticator app (Access-Challenge, then Access-Accept with Class "admins")
   %[4]s test-auth --server %[1]s --secret file:%[3]s/radius.secret --user bob
-      password Bob-demo-2: rejected, bob has no second factor enrolled. Enrol him:
-      %[4]s enrol totp --config %[2]s --user bob
+      password Bob-demo-2: rejected, bob has no second factor enrolled. Let him
+      enrol himself: open %[7]s in a browser, sign in as bob with
+      Bob-demo-2, type the enrolment code %[8]s, and add an
+      authenticator app; then test-auth as bob again. (Or as an admin:
+      %[4]s enrol totp --config %[2]s --user bob)
   %[4]s test-auth --server %[1]s --secret file:%[3]s/radius.secret --user carol
       password Carol-demo-3: rejected, carol is in the deny group "leavers"
 
@@ -161,7 +181,7 @@ and the audit log in %[3]s/audit.log. Try it from another terminal:
 
 Metrics: http://%[6]s/metrics   Press Ctrl-C to stop.
 
-`, *radiusAddr, cfgPath, dir, bin, demoSecret, *adminAddr)
+`, *radiusAddr, cfgPath, dir, bin, demoSecret, *adminAddr, portalURL, invite)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
