@@ -338,7 +338,7 @@ const (
 type Policy struct {
 	Mode          string   `yaml:"mode"`       // challenge (default), append, auto
 	MFA           string   `yaml:"mfa"`        // required (default), optional, off
-	Factors       []string `yaml:"factors"`    // offered, in order; default [totp, hotp, sms, voice]
+	Factors       []string `yaml:"factors"`    // offered, in order; default [totp, hotp, sms, voice, recovery]
 	Unenrolled    string   `yaml:"unenrolled"` // reject (default) or allow
 	DenyGroups    []string `yaml:"deny_groups"`
 	RequireGroups []string `yaml:"require_groups"`
@@ -413,10 +413,13 @@ const (
 	FactorHOTP  = "hotp"
 	FactorSMS   = "sms"
 	FactorVoice = "voice"
+	// FactorRecovery is single-use recovery codes: a user who holds none
+	// is not offered them, so listing them changes nothing for others.
+	FactorRecovery = "recovery"
 )
 
 // FactorNames lists every factor a policy may name, in the default order.
-var FactorNames = []string{FactorTOTP, FactorHOTP, FactorSMS, FactorVoice}
+var FactorNames = []string{FactorTOTP, FactorHOTP, FactorSMS, FactorVoice, FactorRecovery}
 
 // Portal is the self-service web portal, where staff sign in and enrol
 // their own methods. Off unless listen is set.

@@ -22,6 +22,8 @@ const (
 	Smartcard Method = "smartcard"
 	// Cert is a client certificate enrolled with mfabridge enrol cert.
 	Cert Method = "cert"
+	// Recovery is a set of single-use recovery codes (factors/recovery).
+	Recovery Method = "recovery"
 )
 
 // ErrCertNotEnrolled is a valid certificate that is not the one enrolled

@@ -3,6 +3,7 @@ package portal
 import (
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	potp "github.com/pquerna/otp"
@@ -11,6 +12,7 @@ import (
 	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
 	"github.com/mfabridge/mfabridge/factors/otp"
+	"github.com/mfabridge/mfabridge/factors/recovery"
 	"github.com/mfabridge/mfabridge/internal/audit"
 	"github.com/mfabridge/mfabridge/internal/store"
 )
@@ -40,7 +42,12 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	var rows []methodView
+	var codes *methodView
 	for _, c := range enr.Credentials {
+		if c.Method == factors.Recovery {
+			codes = &methodView{Method: c.Method, Created: day(c.Created), Name: strconv.Itoa(recovery.Left(c))}
+			continue
+		}
 		if !c.Active {
 			continue
 		}
@@ -52,7 +59,7 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request, s *session) {
 		rows = append(rows, v)
 	}
 	_, hasTOTP := enr.Credential(factors.TOTP)
-	p.render(w, "home", s, map[string]any{"Methods": rows, "CanAddTOTP": !hasTOTP, "One": len(rows) == 1})
+	p.render(w, "home", s, map[string]any{"Methods": rows, "CanAddTOTP": !hasTOTP, "Recovery": codes})
 }
 
 func day(t time.Time) string {
@@ -202,7 +209,7 @@ func (p *Portal) setDefault(w http.ResponseWriter, r *http.Request, s *session) 
 	if err != nil {
 		return p.failed(s, err, "/")
 	}
-	if !held(enr, m) {
+	if !held(enr, m) || m == factors.Recovery {
 		s.say(text.noSuchMethod)
 		return "/"
 	}
@@ -236,9 +243,9 @@ func (p *Portal) remove(w http.ResponseWriter, r *http.Request, s *session) stri
 	if err != nil {
 		return p.failed(s, err, "/")
 	}
-	n := 0
+	n := 0 // methods; recovery codes are a backup, not one
 	for _, c := range enr.Credentials {
-		if c.Active {
+		if c.Active && c.Method != factors.Recovery {
 			n++
 		}
 	}
@@ -246,7 +253,7 @@ func (p *Portal) remove(w http.ResponseWriter, r *http.Request, s *session) stri
 		s.say(text.noSuchMethod)
 		return "/"
 	}
-	if n == 1 && !p.noneAllowed() {
+	if n == 1 && m != factors.Recovery && !p.noneAllowed() {
 		s.say(text.lastMethod)
 		return "/"
 	}
@@ -263,4 +270,36 @@ func (p *Portal) failed(s *session, err error, next string) string {
 	p.o.Log.Error("portal: the store failed", "user", s.User, "err", err)
 	s.say(text.unavailable)
 	return next
+}
+
+// recoveryNew makes a new set of recovery codes, which voids the old:
+// like removing a method, it needs a second factor from the last five
+// minutes. The codes are shown once, on the next page.
+func (p *Portal) recoveryNew(w http.ResponseWriter, r *http.Request, s *session) string {
+	if !s.signedIn() {
+		return "/signin"
+	}
+	if p.o.Now().Sub(s.Factor) > freshFactor {
+		s.say(text.signInAgainForCodes)
+		s.ended = true
+		return "/signin"
+	}
+	shown, c, err := recovery.Generate()
+	if err != nil {
+		return p.failed(s, err, "/")
+	}
+	if err := p.o.Enrolments.Put(r.Context(), s.User, c, true); err != nil {
+		return p.failed(s, err, "/")
+	}
+	p.record(r, s.User, audit.Change, audit.ReasonMethodEnrolled, factors.Recovery)
+	s.Codes = shown
+	return "/recovery"
+}
+
+func (p *Portal) recoveryShow(w http.ResponseWriter, r *http.Request, s *session) {
+	if !s.signedIn() || len(s.Codes) == 0 {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	p.render(w, "recovery", s, map[string]any{"Codes": s.Codes})
 }

@@ -131,6 +131,8 @@ func New(o Options) (*Portal, error) {
 	mux.HandleFunc("POST /totp/confirm", p.form(p.totpConfirm))
 	mux.HandleFunc("POST /default", p.form(p.setDefault))
 	mux.HandleFunc("POST /remove", p.form(p.remove))
+	mux.HandleFunc("POST /recovery", p.form(p.recoveryNew))
+	mux.HandleFunc("GET /recovery", p.page(p.recoveryShow))
 	p.handler = p.headers(mux)
 	return p, nil
 }

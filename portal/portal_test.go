@@ -21,6 +21,7 @@ import (
 	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
 	"github.com/mfabridge/mfabridge/factors/otp"
+	"github.com/mfabridge/mfabridge/factors/recovery"
 	"github.com/mfabridge/mfabridge/internal/audit"
 	"github.com/mfabridge/mfabridge/internal/state"
 	"github.com/mfabridge/mfabridge/internal/store"
@@ -582,5 +583,72 @@ func TestSessionCookieAttributes(t *testing.T) {
 		if https != (rec.Header().Get("Strict-Transport-Security") != "") {
 			t.Errorf("%s: HSTS %q", public, rec.Header().Get("Strict-Transport-Security"))
 		}
+	}
+}
+
+// Recovery codes: made with a fresh second factor, shown once, kept as
+// hashes; the old set goes with a new one; they are never "the last
+// method".
+func TestRecoveryCodes(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	ctx := context.Background()
+	f.store.Put(ctx, "alice", factors.Credential{Method: factors.TOTP, Secret: []byte("abcdefghijabcdefghij"), Algorithm: "SHA1", Digits: 6,
+		Period: 30, Active: true}, false)
+	b := f.browser()
+	b.signIn("alice", "alice-pw")
+	_, home, _ := b.get("/")
+	if !strings.Contains(home, "You have none yet.") {
+		t.Fatalf("home:\n%s", home)
+	}
+	if _, loc := b.post("/recovery", nil); loc != "/recovery" {
+		t.Fatalf("make: to %q", loc)
+	}
+	_, page, _ := b.get("/recovery")
+	codes := regexp.MustCompile(`<code>(\d{5}-\d{5})</code>`).FindAllStringSubmatch(page, -1)
+	if len(codes) != 10 {
+		t.Fatalf("%d codes on the page:\n%s", len(codes), page)
+	}
+	if code, _, _ := b.get("/recovery"); code != http.StatusSeeOther {
+		t.Error("the codes are shown a second time")
+	}
+	enr, _ := f.store.Enrolment(ctx, "alice")
+	c, _ := enr.Credential(factors.Recovery)
+	if strings.Contains(string(c.Secret), strings.ReplaceAll(codes[0][1], "-", "")) {
+		t.Fatal("a code is stored as it is")
+	}
+	_, home, _ = b.get("/")
+	if !strings.Contains(home, "You have 10 left") {
+		t.Errorf("home after making codes:\n%s", home)
+	}
+	// Removing the app would leave only the codes: refused.
+	b.post("/remove", url.Values{"method": {"totp"}})
+	if enr, _ := f.store.Enrolment(ctx, "alice"); !held(enr, factors.TOTP) {
+		t.Fatal("the only method went, leaving recovery codes alone")
+	}
+	// A new set needs a fresh second factor, and voids the old.
+	f.advance(6 * time.Minute)
+	b.get("/")
+	if _, loc := b.post("/recovery", nil); loc != "/signin" {
+		t.Fatalf("a new set with a stale second factor: to %q", loc)
+	}
+	b.signIn("alice", "alice-pw")
+	b.get("/")
+	b.post("/recovery", nil)
+	_, page, _ = b.get("/recovery")
+	again := regexp.MustCompile(`<code>(\d{5}-\d{5})</code>`).FindAllStringSubmatch(page, -1)
+	if len(again) != 10 || again[0][1] == codes[0][1] {
+		t.Fatalf("the new set: %v", again)
+	}
+	enr, _ = f.store.Enrolment(ctx, "alice")
+	c, _ = enr.Credential(factors.Recovery)
+	u := &factors.User{Name: "alice", Enrolment: enr}
+	if err := recovery.New(f.store).Check(ctx, u, codes[0][1]); err == nil {
+		t.Error("a code of the old set still works")
+	}
+	if err := recovery.New(f.store).Check(ctx, u, again[0][1]); err != nil {
+		t.Errorf("a code of the new set: %v", err)
+	}
+	if !regexp.MustCompile(`"reason":"method_enrolled".*"factor":"recovery"`).MatchString(f.auditLog()) {
+		t.Errorf("audit:\n%s", f.auditLog())
 	}
 }

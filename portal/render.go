@@ -7,7 +7,7 @@ import (
 )
 
 // pages are the templates under templates/, each drawn inside layout.html.
-var pages = []string{"signin", "code", "first", "home", "totp", "error"}
+var pages = []string{"signin", "code", "first", "home", "totp", "recovery", "error"}
 
 func parseTemplates() (map[string]*template.Template, error) {
 	out := map[string]*template.Template{}

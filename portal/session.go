@@ -37,6 +37,9 @@ type session struct {
 	// or a trusted network): removing a method needs it recent.
 	Factor time.Time `json:"factor,omitzero"`
 	Notice string    `json:"notice,omitempty"` // said once, on the next page
+	// Codes are new recovery codes, shown once on the next page and
+	// then gone (the store keeps only their hashes).
+	Codes []string `json:"codes,omitempty"`
 
 	id     string // the cookie's value
 	rotate bool   // issue a new id (and token) when saved: the privilege changed
@@ -116,13 +119,15 @@ func (p *Portal) page(h func(w http.ResponseWriter, r *http.Request, s *session)
 			p.unavailable(w, err)
 			return
 		}
-		notice := s.Notice
-		s.Notice = ""
+		// What is said once is gone from the stored session before the
+		// page that says it is drawn.
+		notice, codes := s.Notice, s.Codes
+		s.Notice, s.Codes = "", nil
 		if err := p.save(w, r, s); err != nil {
 			p.unavailable(w, err)
 			return
 		}
-		s.Notice = notice
+		s.Notice, s.Codes = notice, codes
 		h(w, r, s)
 	}
 }

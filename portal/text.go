@@ -9,7 +9,7 @@ var text = struct {
 	trustedNetwork, inviteAccepted, inviteRefused                          string
 	totpExists, totpWrongCode, totpActive, noSuchMethod, lastMethod, never string
 	signInAgainToRemove, formExpired, formUnreadable, tooManyFromAddress   string
-	methods                                                                map[factors.Method]string
+	signInAgainForCodes                                                    string
 	method                                                                 func(factors.Method) string
 	defaultSet, removed                                                    func(factors.Method) string
 }{
@@ -26,16 +26,18 @@ var text = struct {
 	lastMethod:          "This is your only method, so it cannot be removed. Add another first.",
 	never:               "never",
 	signInAgainToRemove: "To remove a method, sign in again first.",
+	signInAgainForCodes: "To make new recovery codes, sign in again first.",
 	formExpired:         "This form has expired or did not come from this page. Go back, reload the page and try again.",
 	formUnreadable:      "That form could not be read.",
 	tooManyFromAddress:  "Too many attempts from your address. Wait a minute and try again.",
 }
 
 var methodNames = map[factors.Method]string{
-	factors.TOTP:  "Authenticator app",
-	factors.HOTP:  "Hardware token",
-	factors.SMS:   "Text message",
-	factors.Voice: "Phone call",
+	factors.TOTP:     "Authenticator app",
+	factors.HOTP:     "Hardware token",
+	factors.SMS:      "Text message",
+	factors.Voice:    "Phone call",
+	factors.Recovery: "Recovery codes",
 }
 
 func init() {

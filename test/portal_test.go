@@ -29,14 +29,19 @@ type portalBridge struct {
 
 func startPortalBridge(t *testing.T, policies, portalExtra string) *portalBridge {
 	t.Helper()
+	return startPortalBridgeConf(t, conf{Policies: policies}, portalExtra)
+}
+
+func startPortalBridgeConf(t *testing.T, c conf, portalExtra string) *portalBridge {
+	t.Helper()
 	port, err := harness.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	url := "http://localhost:" + strconv.Itoa(port)
-	b := startBridge(t, conf{Policies: policies, Extra: "portal:\n  listen: \"" + addr + "\"\n  public_url: \"" + url +
-		"\"\n  insecure_http_loopback: true\n" + portalExtra})
+	c.Extra = "portal:\n  listen: \"" + addr + "\"\n  public_url: \"" + url + "\"\n  insecure_http_loopback: true\n" + portalExtra
+	b := startBridge(t, c)
 	if !harness.Eventually(5*time.Second, func() bool {
 		resp, err := http.Get(url + "/signin")
 		if err == nil {
@@ -354,5 +359,63 @@ func TestPortalCSRFCookieReplayAndFraming(t *testing.T) {
 	p.mustBeAt("signin")
 	if resp := get("/"); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/signin" {
 		t.Errorf("the cookie replayed after sign-out: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+// Recovery codes made in the portal: each works once through RADIUS, in
+// a challenge and after the password in append mode.
+func TestPortalRecoveryCodesWorkOnceThroughRADIUS(t *testing.T) {
+	t.Parallel()
+	pb := startPortalBridgeConf(t, conf{Clients: `  - name: local
+    address: 127.0.0.1
+    secret: env:LOCAL_SECRET
+  - name: mail
+    address: 127.0.0.5
+    secret: env:OTHER_SECRET
+    policy: mail`, Policies: `  default:
+    mfa: required
+  mail:
+    mode: append
+    mfa: required`}, "")
+	u := newUser(t)
+	app := pb.enrolTOTP(t, u.UID)
+	p := pb.browser(t)
+	p.signIn(u.UID, u.Password)
+	p.answer(app.code(0))
+	p.press("/recovery")
+	p.mustBeAt("recovery")
+	list, err := chromedp.Run(p.ctx, chromedp.Text(chromedp.ID("codes")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := regexp.MustCompile(`\d{5}-\d{5}`).FindAllString(list, -1)
+	if len(codes) != 10 {
+		t.Fatalf("codes on the page: %q", list)
+	}
+	p.open("/recovery")
+	p.mustBeAt("home") // shown once
+
+	c := pb.client(t, "127.0.0.1", secretLocal)
+	st, prompt := pb.challenged(t, c, u.UID, u.Password)
+	if !strings.Contains(prompt, "a recovery code") {
+		t.Errorf("prompt %q does not offer a recovery code", prompt)
+	}
+	resp, rec := pb.send(t, c, u.UID, codes[0], withState(st))
+	want(t, "a recovery code", resp, rec, radius.CodeAccessAccept, "mfa_passed")
+	if rec.Factor != "recovery" {
+		t.Errorf("factor %q", rec.Factor)
+	}
+	st, _ = pb.challenged(t, c, u.UID, u.Password)
+	resp, rec = pb.send(t, c, u.UID, codes[0], withState(st))
+	want(t, "the same code again", resp, rec, radius.CodeAccessChallenge, "wrong_code_retry")
+
+	mail := pb.client(t, "127.0.0.5", secretOther)
+	plain := strings.ReplaceAll(codes[1], "-", "")
+	resp, rec = pb.send(t, mail, u.UID, u.Password+plain)
+	want(t, "append mode: password and a recovery code", resp, rec, radius.CodeAccessAccept, "mfa_passed")
+	resp, rec = pb.send(t, mail, u.UID, u.Password+plain)
+	want(t, "append mode: the same code again", resp, rec, radius.CodeAccessReject, "wrong_code")
+	if out, _, _ := mfabridge(t, pb.env(), "user", "show", "--config", pb.ConfigFile, "--user", u.UID); !strings.Contains(out, "8 of 10 codes left") {
+		t.Errorf("user show:\n%s", out)
 	}
 }

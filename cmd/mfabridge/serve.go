@@ -17,6 +17,7 @@ import (
 	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
 	"github.com/mfabridge/mfabridge/factors/otp"
+	"github.com/mfabridge/mfabridge/factors/recovery"
 	"github.com/mfabridge/mfabridge/factors/smartcard"
 	"github.com/mfabridge/mfabridge/factors/sms"
 	"github.com/mfabridge/mfabridge/factors/voice"
@@ -169,12 +170,14 @@ func build(cfg *config.Config, log *slog.Logger, be *backends) (*graph, error) {
 }
 
 // buildFactors lists the second factors this configuration can offer:
-// TOTP and HOTP with a store, text messages and calls with Twilio.
+// TOTP, HOTP and recovery codes with a store, text messages and calls
+// with Twilio.
 func (g *graph) buildFactors(be *backends) ([]factors.Factor, error) {
 	cfg := g.cfg
 	var fs []factors.Factor
 	if be.store != nil {
-		fs = append(fs, otp.NewTOTP(cfg.Factors.TOTP.Skew, be.state, nil), otp.NewHOTP(cfg.Factors.HOTP.LookAhead, be.store))
+		fs = append(fs, otp.NewTOTP(cfg.Factors.TOTP.Skew, be.state, nil), otp.NewHOTP(cfg.Factors.HOTP.LookAhead, be.store),
+			recovery.New(be.store))
 	}
 	tw := cfg.Factors.Twilio
 	if tw.AccountSID.IsZero() {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
+	"github.com/mfabridge/mfabridge/factors/recovery"
 	"github.com/mfabridge/mfabridge/internal/store"
 )
 
@@ -26,7 +27,7 @@ const userUsage = `mfabridge user show    --config FILE --user U
        mfabridge user invite  --config FILE --user U [--ttl 72h]  a one-time code to enrol a first method in the portal
   --user is found in the directory and the entry's name used; --no-directory uses it as given.`
 
-var storedMethods = []factors.Method{factors.TOTP, factors.HOTP, factors.Cert}
+var storedMethods = []factors.Method{factors.TOTP, factors.HOTP, factors.Cert, factors.Recovery}
 
 func runUser(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
@@ -136,6 +137,11 @@ func showUser(ctx context.Context, st *store.Store, user string, stdout io.Write
 				fmt.Fprintf(stdout, "  cert  %s, serial %x, SHA-256 %x, valid until %s, enrolled %s\n", cert.Subject, cert.SerialNumber,
 					sum, cert.NotAfter.UTC().Format("2006-01-02"), c.Created.UTC().Format("2006-01-02 15:04 MST"))
 			}
+			continue
+		}
+		if c.Method == factors.Recovery {
+			fmt.Fprintf(stdout, "  recovery  %d of %d codes left, made %s, last used %s\n", recovery.Left(c), recovery.Count,
+				c.Created.UTC().Format("2006-01-02 15:04 MST"), used)
 			continue
 		}
 		detail := fmt.Sprintf("%s %d digits", c.Algorithm, c.Digits)

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/mfabridge/mfabridge/factors"
 )
 
 // An invite works once, for its own user, with its own code, until it
@@ -58,5 +60,59 @@ func TestInviteWorksOnce(t *testing.T) {
 	s.now = func() time.Time { return time.Now().Add(2 * time.Hour) }
 	if err := s.RedeemInvite(ctx, "erin", "DDDD-EEEE-FFFF"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("an expired invite: %v", err)
+	}
+}
+
+// A recovery code is spent once, however many logins race with it; the
+// others stay; the set is never the default method.
+func TestRecoveryCodesAreSpentOnce(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	s.Put(ctx, "fay", totpCred("fay-secret-0123456789"), false)
+	hashes := make([]byte, 0, 3*32)
+	for i := range 3 {
+		h := make([]byte, 32)
+		h[0] = byte(i + 1)
+		hashes = append(hashes, h...)
+	}
+	if err := s.Put(ctx, "fay", factors.Credential{Method: factors.Recovery, Secret: hashes, Digits: 10, Active: true}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetDefault(ctx, "fay", factors.Recovery); err == nil {
+		t.Error("recovery codes became the default")
+	}
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if ok, err := s.UseRecoveryCode(ctx, "fay", hashes[32:64]); err != nil {
+				t.Error(err)
+			} else if ok {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("one code spent %d times", wins.Load())
+	}
+	e, _ := s.Enrolment(ctx, "fay")
+	c, _ := e.Credential(factors.Recovery)
+	if len(c.Secret) != 64 || c.Secret[0] != 1 || c.Secret[32] != 3 || c.Default {
+		t.Fatalf("left: %x (default %t)", c.Secret, c.Default)
+	}
+	if tc, _ := e.Credential(factors.TOTP); !tc.Default {
+		t.Error("the app is no longer the default")
+	}
+	s.UseRecoveryCode(ctx, "fay", hashes[:32])
+	s.UseRecoveryCode(ctx, "fay", hashes[64:])
+	e, _ = s.Enrolment(ctx, "fay")
+	if c, ok := e.Credential(factors.Recovery); !ok || len(c.Secret) != 0 {
+		t.Fatalf("after the last: %v %x", ok, c.Secret)
+	}
+	if ok, err := s.UseRecoveryCode(ctx, "nobody", hashes[:32]); ok || err != nil {
+		t.Errorf("a user with no codes: %v %v", ok, err)
 	}
 }

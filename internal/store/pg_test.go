@@ -66,6 +66,7 @@ func TestPostgres(t *testing.T) {
 		"ChangesAreSealed":           TestChangesAreSealed,
 		"Rename":                     TestRename,
 		"InviteWorksOnce":            TestInviteWorksOnce,
+		"RecoveryCodesAreSpentOnce":  TestRecoveryCodesAreSpentOnce,
 		"CacheSeesEveryChange":       TestCacheSeesEveryChange,
 		"CacheUnderConcurrentWrites": TestCacheUnderConcurrentWrites,
 		"InstancesStartTogether":     testPGInstancesStartTogether,

@@ -570,7 +570,7 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, user string, c factors.Cred
 	if exists > 0 && !replace {
 		return fmt.Errorf("%w: %s holds %s", ErrExists, user, c.Method)
 	}
-	if err := tx.QueryRowContext(ctx, s.q(`SELECT count(*) FROM credentials WHERE "user" = ? AND method != ? AND method != 'cert'`), user, string(c.Method)).Scan(&others); err != nil {
+	if err := tx.QueryRowContext(ctx, s.q(`SELECT count(*) FROM credentials WHERE "user" = ? AND method != ? AND method NOT IN ('cert', 'recovery')`), user, string(c.Method)).Scan(&others); err != nil {
 		return s.writeError(err)
 	}
 	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO users (name) VALUES (?) ON CONFLICT (name) DO NOTHING`), user); err != nil {
@@ -582,7 +582,7 @@ func (s *Store) put(ctx context.Context, tx *sql.Tx, user string, c factors.Cred
 			digits = excluded.digits, period = excluded.period, counter = excluded.counter, active = excluded.active,
 			created_at = excluded.created_at, last_used_at = 0, seal = excluded.seal`),
 		user, string(c.Method), sealed, c.Algorithm, c.Digits, c.Period, int64(c.Counter), b2i(c.Active),
-		b2i(others == 0 && c.Method != factors.Cert), s.now().Unix(), sealVersion)
+		b2i(others == 0 && c.Method != factors.Cert && c.Method != factors.Recovery), s.now().Unix(), sealVersion)
 	if err != nil {
 		return fmt.Errorf("%w (writing %s for %q)", s.writeError(err), c.Method, user)
 	}
@@ -650,6 +650,9 @@ var errUnchanged = errors.New("store: unchanged")
 // credential (totp, hotp) or a method whose means live in the directory
 // (sms, voice).
 func (s *Store) SetDefault(ctx context.Context, user string, m factors.Method) error {
+	if m == factors.Cert || m == factors.Recovery {
+		return fmt.Errorf("store: %s cannot be the default method", m)
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return s.writeError(err)
@@ -700,7 +703,7 @@ func (s *Store) Remove(ctx context.Context, user string, m factors.Method) (int,
 	n, _ := res.RowsAffected()
 	_, err = tx.ExecContext(ctx, s.q(`UPDATE credentials SET is_default = 1 WHERE "user" = ?1
 		AND NOT EXISTS (SELECT 1 FROM credentials WHERE "user" = ?1 AND is_default = 1)
-		AND method = (SELECT method FROM credentials WHERE "user" = ?1 ORDER BY created_at LIMIT 1)`), user)
+		AND method = (SELECT method FROM credentials WHERE "user" = ?1 AND method NOT IN ('cert', 'recovery') ORDER BY created_at LIMIT 1)`), user)
 	if err != nil {
 		return 0, s.writeError(err)
 	}
