@@ -160,6 +160,20 @@ type Enrolment struct {
 	// LockoutEpoch changes when an admin resets the user's lockout; the
 	// lockout counters are kept per epoch, so a reset starts them afresh.
 	LockoutEpoch int64
+	// Reported is when the user said a sign-in was not theirs ("This
+	// wasn't me" in the portal): every login is refused until an admin
+	// resets the user. Zero: not reported.
+	Reported time.Time
+}
+
+// SignIn is one decision about a user, kept for the user's own history.
+type SignIn struct {
+	Time    time.Time
+	Client  string // the configured client, or portal
+	Station string // Calling-Station-Id
+	Outcome string // accept or reject
+	Method  Method // the second factor, when one was used
+	Reason  string
 }
 
 // Clone returns a copy of e whose credentials can be changed without

@@ -15,6 +15,7 @@ import (
 	"github.com/mfabridge/mfabridge/factors/recovery"
 	"github.com/mfabridge/mfabridge/internal/audit"
 	"github.com/mfabridge/mfabridge/internal/store"
+	"github.com/mfabridge/mfabridge/radius"
 )
 
 // What a signed-in user does to their own methods. Every change is
@@ -59,7 +60,33 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request, s *session) {
 		rows = append(rows, v)
 	}
 	_, hasTOTP := enr.Credential(factors.TOTP)
-	p.render(w, "home", s, map[string]any{"Methods": rows, "CanAddTOTP": !hasTOTP, "Recovery": codes})
+	signins, err := p.o.Enrolments.SignIns(r.Context(), s.User)
+	if err != nil {
+		p.unavailable(w, err)
+		return
+	}
+	var history []signinView
+	for _, si := range signins {
+		history = append(history, signinView{When: day(si.Time), Where: where(si), Outcome: text.outcome(si.Outcome),
+			Method: text.method(si.Method)})
+	}
+	p.render(w, "home", s, map[string]any{"Methods": rows, "CanAddTOTP": !hasTOTP, "Recovery": codes, "SignIns": history})
+}
+
+// signinView is one row of the recent sign-ins.
+type signinView struct{ When, Where, Outcome, Method string }
+
+// where names where a sign-in came from: the portal, or a client and the
+// device it named.
+func where(si factors.SignIn) string {
+	w := si.Client
+	if w == radius.WebClient {
+		w = text.thisPortal
+	}
+	if si.Station != "" {
+		w += " (" + si.Station + ")"
+	}
+	return w
 }
 
 func day(t time.Time) string {
@@ -302,4 +329,25 @@ func (p *Portal) recoveryShow(w http.ResponseWriter, r *http.Request, s *session
 		return
 	}
 	p.render(w, "recovery", s, map[string]any{"Codes": s.Codes})
+}
+
+// report is "This wasn't me": the account is blocked for every login
+// (RADIUS and the portal) until an admin runs user reset; remembered
+// logins end with a new lockout epoch; the security team sees an audit
+// record and a metric. The session ends: whoever holds the password
+// could be the one using it.
+func (p *Portal) report(w http.ResponseWriter, r *http.Request, s *session) string {
+	if !s.signedIn() {
+		return "/signin"
+	}
+	if err := p.o.Enrolments.Report(r.Context(), s.User); err != nil {
+		return p.failed(s, err, "/")
+	}
+	p.reports.Inc()
+	p.record(r, s.User, audit.Change, audit.ReasonReportedByUser, "")
+	p.o.Log.Warn("a user reported a sign-in that was not theirs; the account is blocked until user reset", "user", s.User,
+		"source", source(r).String())
+	*s = session{CSRF: s.CSRF, Created: s.Created, id: s.id, rotate: true}
+	s.say(text.reported)
+	return "/signin"
 }

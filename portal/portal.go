@@ -26,6 +26,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors"
 	"github.com/mfabridge/mfabridge/internal/audit"
@@ -52,6 +54,8 @@ type Enrolments interface {
 	SetDefault(ctx context.Context, user string, m factors.Method) error
 	Remove(ctx context.Context, user string, m factors.Method) (int, error)
 	RedeemInvite(ctx context.Context, user, code string) error
+	SignIns(ctx context.Context, user string) ([]factors.SignIn, error)
+	Report(ctx context.Context, user string) error
 }
 
 // Options configure a Portal.
@@ -66,8 +70,10 @@ type Options struct {
 	// replay guard of the server (factors/otp's TOTP).
 	Codes factors.Factor
 	Audit *audit.Log // nil: no records
-	Log   *slog.Logger
-	Now   func() time.Time
+	// Metrics registers the portal's metrics; nil: not registered.
+	Metrics prometheus.Registerer
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 // Portal serves the portal's pages.
@@ -78,6 +84,8 @@ type Portal struct {
 	cookie  string
 	tmpl    map[string]*template.Template
 	handler http.Handler
+	// reports counts "This wasn't me": the security team alerts on it.
+	reports prometheus.Counter
 }
 
 // Limits.
@@ -115,6 +123,13 @@ func New(o Options) (*Portal, error) {
 	if p.tmpl, err = parseTemplates(); err != nil {
 		return nil, err
 	}
+	p.reports = prometheus.NewCounter(prometheus.CounterOpts{Name: "mfabridge_portal_reports_total",
+		Help: `Sign-ins users said were not theirs ("This wasn't me"); each blocks the account until user reset.`})
+	if o.Metrics != nil {
+		if err := o.Metrics.Register(p.reports); err != nil {
+			return nil, err
+		}
+	}
 	static, _ := fs.Sub(staticFS, "static")
 	mux := http.NewServeMux()
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServer(http.FS(static))))
@@ -133,6 +148,7 @@ func New(o Options) (*Portal, error) {
 	mux.HandleFunc("POST /remove", p.form(p.remove))
 	mux.HandleFunc("POST /recovery", p.form(p.recoveryNew))
 	mux.HandleFunc("GET /recovery", p.page(p.recoveryShow))
+	mux.HandleFunc("POST /report", p.form(p.report))
 	p.handler = p.headers(mux)
 	return p, nil
 }

@@ -652,3 +652,34 @@ func TestRecoveryCodes(t *testing.T) {
 		t.Errorf("audit:\n%s", f.auditLog())
 	}
 }
+
+// "This wasn't me": the store is told, the session ends, the security
+// team sees an audit record; the history shows the decisions.
+func TestThisWasntMe(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	ctx := context.Background()
+	f.store.RecordSignIn("alice", factors.SignIn{Time: time.Now(), Client: "vpn", Station: "203.0.113.9", Outcome: "accept",
+		Method: factors.TOTP, Reason: "mfa_passed"})
+	b := f.browser()
+	b.signIn("alice", "alice-pw")
+	_, home, _ := b.get("/")
+	if !strings.Contains(home, "vpn (203.0.113.9)") || !strings.Contains(home, "Signed in") {
+		t.Fatalf("recent sign-ins:\n%s", home)
+	}
+	if _, loc := b.post("/report", nil); loc != "/signin" {
+		t.Fatalf("report: to %q", loc)
+	}
+	_, page, _ := b.get("/signin")
+	if !strings.Contains(page, "Your account is now blocked") {
+		t.Errorf("after the report:\n%s", page)
+	}
+	if code, _, _ := b.get("/"); code != http.StatusSeeOther {
+		t.Error("still signed in after the report")
+	}
+	if e, _ := f.store.Enrolment(ctx, "alice"); e.Reported.IsZero() {
+		t.Error("the store was not told")
+	}
+	if !strings.Contains(f.auditLog(), `"reason":"reported_by_user"`) {
+		t.Errorf("audit:\n%s", f.auditLog())
+	}
+}

@@ -5,13 +5,17 @@ import "github.com/mfabridge/mfabridge/factors"
 // text holds every sentence the portal says outside its templates, in
 // one place, so that a site's wording is changed here and in templates/.
 var text = struct {
-	signinFailed, unavailable, rateLimited                                 string
-	trustedNetwork, inviteAccepted, inviteRefused                          string
-	totpExists, totpWrongCode, totpActive, noSuchMethod, lastMethod, never string
-	signInAgainToRemove, formExpired, formUnreadable, tooManyFromAddress   string
-	signInAgainForCodes                                                    string
-	method                                                                 func(factors.Method) string
-	defaultSet, removed                                                    func(factors.Method) string
+	signinFailed, unavailable, rateLimited        string
+	trustedNetwork, inviteAccepted, inviteRefused string
+	totpExists, totpWrongCode, totpActive         string
+	noSuchMethod, lastMethod, never               string
+	signInAgainToRemove, signInAgainForCodes      string
+	reported, thisPortal                          string
+	formExpired, formUnreadable                   string
+	tooManyFromAddress                            string
+	method                                        func(factors.Method) string
+	defaultSet, removed                           func(factors.Method) string
+	outcome                                       func(string) string
 }{
 	signinFailed:        "Sign-in failed. Check your user name and password and try again.",
 	unavailable:         "The service is unavailable just now. Try again in a minute.",
@@ -27,17 +31,21 @@ var text = struct {
 	never:               "never",
 	signInAgainToRemove: "To remove a method, sign in again first.",
 	signInAgainForCodes: "To make new recovery codes, sign in again first.",
-	formExpired:         "This form has expired or did not come from this page. Go back, reload the page and try again.",
-	formUnreadable:      "That form could not be read.",
-	tooManyFromAddress:  "Too many attempts from your address. Wait a minute and try again.",
+	reported: "Thank you. Your account is now blocked for every sign-in, and the security team has been told. " +
+		"Call the service desk: they will check your account, and you will set up your methods again.",
+	thisPortal:         "This portal",
+	formExpired:        "This form has expired or did not come from this page. Go back, reload the page and try again.",
+	formUnreadable:     "That form could not be read.",
+	tooManyFromAddress: "Too many attempts from your address. Wait a minute and try again.",
 }
 
 var methodNames = map[factors.Method]string{
-	factors.TOTP:     "Authenticator app",
-	factors.HOTP:     "Hardware token",
-	factors.SMS:      "Text message",
-	factors.Voice:    "Phone call",
-	factors.Recovery: "Recovery codes",
+	factors.TOTP:      "Authenticator app",
+	factors.HOTP:      "Hardware token",
+	factors.SMS:       "Text message",
+	factors.Voice:     "Phone call",
+	factors.Recovery:  "Recovery codes",
+	factors.Smartcard: "Smartcard",
 }
 
 func init() {
@@ -45,8 +53,17 @@ func init() {
 		if n, ok := methodNames[m]; ok {
 			return n
 		}
+		if m == "" {
+			return "Password only"
+		}
 		return string(m)
 	}
 	text.defaultSet = func(m factors.Method) string { return text.method(m) + " is now your default method." }
 	text.removed = func(m factors.Method) string { return text.method(m) + " was removed." }
+	text.outcome = func(o string) string {
+		if o == "accept" {
+			return "Signed in"
+		}
+		return "Refused"
+	}
 }

@@ -104,6 +104,7 @@ type ConversationOptions struct {
 type Conversation struct {
 	dir         Directory
 	enrolments  Enrolments
+	signins     SignInRecorder // nil: no history kept
 	state       State
 	factors     map[factors.Method]factors.Factor
 	eap         *eap.Server
@@ -176,7 +177,8 @@ func NewConversation(o ConversationOptions) (*Conversation, error) {
 			nas[cl.Name][n.Identifier] = p
 		}
 	}
-	return &Conversation{dir: o.Directory, enrolments: o.Enrolments, state: o.State, factors: fs, policies: ps, nas: nas,
+	signins, _ := o.Enrolments.(SignInRecorder)
+	return &Conversation{dir: o.Directory, enrolments: o.Enrolments, signins: signins, state: o.State, factors: fs, policies: ps, nas: nas,
 		username: o.Username, expiry: o.ReportPasswordExpiry, timeout: o.ChallengeTimeout, lockout: o.Lockout,
 		approveTimeout: o.ApproveTimeout, approvePoll: 250 * time.Millisecond, sendWindow: o.DuplicateWindow,
 		eap: o.EAP, certs: o.Certificates, matchStored: o.MatchStoredCertificate,
@@ -209,7 +211,10 @@ type decision struct {
 	user, login string
 	// known is set on decisions about a user the directory found: where
 	// their known stations are recorded.
-	known  *stationKey
+	known *stationKey
+	// found: the directory found the user (user is the canonical name),
+	// so the decision goes into the user's own history.
+	found  bool
 	factor factors.Method
 	state  []byte // State of an Access-Challenge
 	eap    []byte // EAP-Message to send
@@ -300,6 +305,7 @@ func (c *Conversation) record(r *radius.Request, info *requestInfo, p *policy, d
 	if d.quiet {
 		return
 	}
+	c.history(d, info.client.Name, callingStation(r.Packet), outcome)
 	policyName := ""
 	if p != nil {
 		policyName = p.name
@@ -390,10 +396,26 @@ func (c *Conversation) decide(ctx context.Context, p *radius.Packet, client *Cli
 	return d
 }
 
-// about names the user a decision is about.
+// about names the user a decision is about, whom the directory found.
 func about(d decision, u *factors.User) decision {
-	d.user, d.login = u.Name, u.Login
+	d.user, d.login, d.found = u.Name, u.Login, true
 	return d
+}
+
+// SignInRecorder keeps decisions for each user's own history (the
+// portal shows it): internal/store implements it, without making a
+// login wait for a write.
+type SignInRecorder interface {
+	RecordSignIn(user string, s factors.SignIn)
+}
+
+// history records a final decision about a found user.
+func (c *Conversation) history(d decision, client, station, outcome string) {
+	if c.signins == nil || !d.found || outcome == audit.Challenge || d.quiet {
+		return
+	}
+	c.signins.RecordSignIn(d.user, factors.SignIn{Time: c.now().UTC(), Client: client, Station: station, Outcome: outcome,
+		Method: d.factor, Reason: string(d.reason)})
 }
 
 // attributesOf returns every value of type t, in order.

@@ -140,7 +140,7 @@ func (c *Conversation) eapRequest(ctx context.Context, p *radius.Packet, client 
 	} else {
 		d.eap, d.cert = eap.Failure(r.ID), describeCert(leaf)
 	}
-	d.user, d.login = u.Name, ""
+	d.user, d.login, d.found = u.Name, "", true
 	if claimed := strings.TrimSpace(r.Identity); claimed != u.Name {
 		d.login = printable(claimed, 256)
 	}
@@ -174,14 +174,15 @@ func (c *Conversation) cardUser(ctx context.Context, pol *policy, r eap.Reply, l
 			return reject(audit.ReasonCertMismatch, msgMismatch)
 		}
 	}
-	if c.matchStored {
-		enr, err := c.enrolment(ctx, u.Name)
-		if err != nil {
-			return reject(audit.ReasonStoreDown, "")
-		}
-		if !certEnrolled(leaf, enr, u) {
-			return reject(audit.ReasonCertNotEnrolled, "")
-		}
+	enr, err := c.enrolment(ctx, u.Name)
+	if err != nil {
+		return reject(audit.ReasonStoreDown, "")
+	}
+	if !enr.Reported.IsZero() {
+		return reject(audit.ReasonReportedByUser, "")
+	}
+	if c.matchStored && !certEnrolled(leaf, enr, u) {
+		return reject(audit.ReasonCertNotEnrolled, "")
 	}
 	if d, done := groupRules(pol, u); done {
 		return d

@@ -226,6 +226,13 @@ func (c *Conversation) prologue(ctx context.Context, u *factors.User, sessionEpo
 		return lockKeys{}, reject(audit.ReasonStoreDown, msgUnavailable), false
 	}
 	u.Enrolment = enr
+	if !enr.Reported.IsZero() {
+		// The user said a sign-in was not theirs: nothing is let through,
+		// not even a password check, until an admin resets the user. The
+		// reply says no more than a wrong password's, so that nobody
+		// learns of the report by typing the name.
+		return lockKeys{}, reject(audit.ReasonReportedByUser, msgFailed), false
+	}
 	epoch := enr.LockoutEpoch
 	if sessionEpoch != nil {
 		epoch = *sessionEpoch

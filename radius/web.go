@@ -76,6 +76,7 @@ func (c *Conversation) Web(ctx context.Context, policyName string, from netip.Ad
 		outcome = audit.Challenge
 	}
 	c.metrics.Decisions.WithLabelValues(outcome, string(d.reason)).Inc()
+	c.history(d, WebClient, "", outcome)
 	c.audit.Write(audit.Record{
 		Time:          c.now().UTC(),
 		Client:        WebClient,

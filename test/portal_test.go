@@ -419,3 +419,46 @@ func TestPortalRecoveryCodesWorkOnceThroughRADIUS(t *testing.T) {
 		t.Errorf("user show:\n%s", out)
 	}
 }
+
+// The portal shows the user's RADIUS sign-ins; "This wasn't me" blocks
+// every later login (RADIUS and the portal) and ends remembered ones,
+// until user reset.
+func TestPortalThisWasntMe(t *testing.T) {
+	t.Parallel()
+	pb := startPortalBridge(t, `  default:
+    mfa: required
+    remember: 1h`, "")
+	u := newUser(t)
+	app := pb.enrolTOTP(t, u.UID)
+	c := pb.client(t, "127.0.0.1", secretLocal)
+	st, _ := pb.challenged(t, c, u.UID, u.Password, withStation("198.51.100.77"))
+	resp, rec := pb.send(t, c, u.UID, app.code(0), withState(st), withStation("198.51.100.77"))
+	want(t, "a VPN login", resp, rec, radius.CodeAccessAccept, "mfa_passed")
+	resp, rec = pb.send(t, c, u.UID, u.Password, withStation("198.51.100.77"))
+	want(t, "remembered", resp, rec, radius.CodeAccessAccept, "remembered")
+
+	p := pb.browser(t)
+	p.signIn(u.UID, u.Password)
+	p.answer(app.code(1))
+	p.mustBeAt("home")
+	if !strings.Contains(p.text(), "local (198.51.100.77)") {
+		t.Errorf("the VPN login is not in the recent sign-ins:\n%s", p.text())
+	}
+	p.press("/report")
+	p.mustBeAt("signin")
+	if !strings.Contains(p.text(), "Your account is now blocked") {
+		t.Errorf("after the report:\n%s", p.text())
+	}
+	if pb.metric(t, "mfabridge_portal_reports_total") != 1 {
+		t.Error("the report was not counted")
+	}
+	resp, rec = pb.send(t, c, u.UID, u.Password, withStation("198.51.100.77"))
+	want(t, "the remembered station after the report", resp, rec, radius.CodeAccessReject, "reported_by_user")
+	q := pb.browser(t)
+	q.signIn(u.UID, u.Password)
+	q.mustBeAt("signin")
+	if out, stderr, code := mfabridge(t, pb.env(), "user", "reset", "--config", pb.ConfigFile, "--user", u.UID); code != 0 {
+		t.Fatalf("user reset: %s %s", out, stderr)
+	}
+	pb.challenged(t, c, u.UID, u.Password, withStation("198.51.100.77"))
+}

@@ -122,7 +122,7 @@ func TestREADMEReasons(t *testing.T) {
 func TestREADMEMetrics(t *testing.T) {
 	documented := table(t, docs(t)["docs/operations.md"], "| metric | labels | meaning |")
 	names := codeStrings(t, regexp.MustCompile(`"(mfabridge_[a-z_]+)"`), "radius", "ldapbind", "internal/state", "internal/store",
-		"factors", "factors/otp", "factors/sms", "factors/voice", "factors/smartcard", "cmd/mfabridge")
+		"factors", "factors/otp", "factors/sms", "factors/voice", "factors/smartcard", "cmd/mfabridge", "portal")
 	if len(names) < 10 {
 		t.Fatalf("found only %d metric names in the code", len(names))
 	}

@@ -44,6 +44,7 @@ func (d *daemon) listenPortal() error {
 		State:        d.be.state,
 		Codes:        otp.NewTOTP(d.cfg.Factors.TOTP.Skew, d.be.state, nil),
 		Audit:        d.be.aud,
+		Metrics:      d.reg,
 		Log:          d.log.With("component", "portal"),
 	})
 	if err != nil {

@@ -20,6 +20,9 @@ const (
 	ReasonDefaultChanged  Reason = "default_changed" // the default method changed
 	ReasonCSRF            Reason = "csrf_refused"    // a form without its session's token, or from another origin
 	ReasonPortalRateLimit Reason = "portal_rate_limited"
+	// ReasonReportedByUser: the user pressed "This wasn't me" (outcome
+	// change); every later login is refused with it until user reset.
+	ReasonReportedByUser Reason = "reported_by_user"
 
 	// The conversation.
 	ReasonBypassGroup       Reason = "bypass_group"            // accepted: member of a bypass group

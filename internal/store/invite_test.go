@@ -116,3 +116,39 @@ func TestRecoveryCodesAreSpentOnce(t *testing.T) {
 		t.Errorf("a user with no codes: %v %v", ok, err)
 	}
 }
+
+// A user's last 20 sign-ins are kept, newest first; a report blocks and
+// starts a new lockout epoch; a reset lifts it.
+func TestSignInsAndReports(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	base := time.Unix(1_800_000_000, 0)
+	for i := range 25 {
+		s.RecordSignIn("gus", factors.SignIn{Time: base.Add(time.Duration(i) * time.Minute), Client: "vpn", Station: "10.0.0.1",
+			Outcome: "accept", Method: factors.TOTP, Reason: "mfa_passed"})
+	}
+	s.RecordSignIn("hal", factors.SignIn{Time: base, Client: "portal", Outcome: "reject", Reason: "bad_credentials"})
+	got, err := s.SignIns(ctx, "gus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 20 || !got[0].Time.Equal(base.Add(24*time.Minute)) || !got[19].Time.Equal(base.Add(5*time.Minute)) ||
+		got[0].Method != factors.TOTP || got[0].Station != "10.0.0.1" {
+		t.Fatalf("%d sign-ins: first %+v, last %+v", len(got), got[0], got[len(got)-1])
+	}
+	if hal, _ := s.SignIns(ctx, "hal"); len(hal) != 1 || hal[0].Reason != "bad_credentials" {
+		t.Fatalf("hal: %+v", hal)
+	}
+	before, _ := s.Enrolment(ctx, "gus")
+	if err := s.Report(ctx, "gus"); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := s.Enrolment(ctx, "gus")
+	if after.Reported.IsZero() || after.LockoutEpoch != before.LockoutEpoch+1 {
+		t.Fatalf("after the report: %+v (before %+v)", after, before)
+	}
+	s.ResetLockout(ctx, "gus")
+	if e, _ := s.Enrolment(ctx, "gus"); !e.Reported.IsZero() {
+		t.Fatal("the report outlived a reset")
+	}
+}

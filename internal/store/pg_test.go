@@ -67,6 +67,7 @@ func TestPostgres(t *testing.T) {
 		"Rename":                     TestRename,
 		"InviteWorksOnce":            TestInviteWorksOnce,
 		"RecoveryCodesAreSpentOnce":  TestRecoveryCodesAreSpentOnce,
+		"SignInsAndReports":          TestSignInsAndReports,
 		"CacheSeesEveryChange":       TestCacheSeesEveryChange,
 		"CacheUnderConcurrentWrites": TestCacheUnderConcurrentWrites,
 		"InstancesStartTogether":     testPGInstancesStartTogether,

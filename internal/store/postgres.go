@@ -64,6 +64,18 @@ var postgresMigrations = []string{
 		created_at BIGINT NOT NULL,
 		expires_at BIGINT NOT NULL
 	);`,
+	`CREATE TABLE signins (
+		id      BIGSERIAL PRIMARY KEY,
+		name    TEXT NOT NULL,
+		at      BIGINT NOT NULL,
+		client  TEXT NOT NULL,
+		station TEXT NOT NULL,
+		outcome TEXT NOT NULL,
+		method  TEXT NOT NULL,
+		reason  TEXT NOT NULL
+	);
+	CREATE INDEX signins_by_name ON signins (name, id);
+	ALTER TABLE users ADD COLUMN reported_at BIGINT NOT NULL DEFAULT 0;`,
 }
 
 // initLock is the advisory lock init takes: instances starting together

@@ -65,6 +65,7 @@ type Store struct {
 	// timestamp kept to the hour).
 	usedMu  sync.Mutex
 	used    map[usedKey]int64
+	signins []pendingSignIn // written with the uses (signins.go)
 	stop    chan struct{}
 	stopped chan struct{}
 	closeMu sync.Once
@@ -141,7 +142,7 @@ func start(db *sql.DB, d *dialect, where string, aead cipher.AEAD, watch func(*S
 	}
 	// One query: the user's row (if any) and each credential (if any).
 	var err error
-	s.readUser, err = db.Prepare(s.q(`SELECT u.lockout_epoch, u.default_method, c.method, c.secret, c.algorithm, c.digits, c.period,
+	s.readUser, err = db.Prepare(s.q(`SELECT u.lockout_epoch, u.default_method, u.reported_at, c.method, c.secret, c.algorithm, c.digits, c.period,
 		c.counter, c.active, c.is_default, c.created_at, c.last_used_at, c.seal
 		FROM (SELECT CAST(?1 AS TEXT) AS name) AS q
 		LEFT JOIN users u ON u.name = q.name
@@ -225,6 +226,20 @@ var sqliteMigrations = []string{
 		created_at INTEGER NOT NULL,
 		expires_at INTEGER NOT NULL
 	);`,
+	// Each user's last sign-ins, for the portal (signins.go), and when
+	// the user reported one that was not theirs (0: never, or reset).
+	`CREATE TABLE signins (
+		id      INTEGER PRIMARY KEY AUTOINCREMENT,
+		name    TEXT NOT NULL,
+		at      INTEGER NOT NULL,
+		client  TEXT NOT NULL,
+		station TEXT NOT NULL,
+		outcome TEXT NOT NULL,
+		method  TEXT NOT NULL,
+		reason  TEXT NOT NULL
+	);
+	CREATE INDEX signins_by_name ON signins (name, id);
+	ALTER TABLE users ADD COLUMN reported_at INTEGER NOT NULL DEFAULT 0;`,
 }
 
 // sealVersion is the additional data rows are sealed with now.
@@ -512,14 +527,17 @@ func (s *Store) read(ctx context.Context, user string) (*factors.Enrolment, erro
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var epoch, counter, created, used, digits, period, seal sql.NullInt64
+		var epoch, reported, counter, created, used, digits, period, seal sql.NullInt64
 		var def, method, algorithm sql.NullString
 		var active, isDefault sql.NullBool
 		var sealed []byte
-		if err := rows.Scan(&epoch, &def, &method, &sealed, &algorithm, &digits, &period, &counter, &active, &isDefault, &created, &used, &seal); err != nil {
+		if err := rows.Scan(&epoch, &def, &reported, &method, &sealed, &algorithm, &digits, &period, &counter, &active, &isDefault, &created, &used, &seal); err != nil {
 			return nil, fmt.Errorf("store: read %q: %w", user, err)
 		}
 		e.LockoutEpoch, e.Default = epoch.Int64, factors.Method(def.String)
+		if reported.Int64 > 0 {
+			e.Reported = time.Unix(reported.Int64, 0)
+		}
 		if !method.Valid {
 			continue // a user row without credentials, or nothing at all
 		}
@@ -710,10 +728,11 @@ func (s *Store) Remove(ctx context.Context, user string, m factors.Method) (int,
 	return int(n), s.commit(tx)
 }
 
-// ResetLockout starts the user's lockout counters afresh (a new epoch).
+// ResetLockout starts the user's lockout counters afresh (a new epoch),
+// and lifts a block the user asked for ("This wasn't me", Report).
 func (s *Store) ResetLockout(ctx context.Context, user string) error {
 	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO users (name, lockout_epoch) VALUES (?, 1)
-		ON CONFLICT (name) DO UPDATE SET lockout_epoch = users.lockout_epoch + 1`), user)
+		ON CONFLICT (name) DO UPDATE SET lockout_epoch = users.lockout_epoch + 1, reported_at = 0`), user)
 	if err != nil {
 		return s.writeError(err)
 	}
@@ -760,10 +779,10 @@ func (s *Store) Used(_ context.Context, user string, m factors.Method) error {
 // times are information for admins, and the next use records them again.
 func (s *Store) flushUsed() {
 	s.usedMu.Lock()
-	batch := s.used
-	s.used = map[usedKey]int64{}
+	batch, signins := s.used, s.signins
+	s.used, s.signins = map[usedKey]int64{}, nil
 	s.usedMu.Unlock()
-	if len(batch) == 0 {
+	if len(batch) == 0 && len(signins) == 0 {
 		return
 	}
 	ctx := context.Background()
@@ -773,7 +792,8 @@ func (s *Store) flushUsed() {
 	}
 	defer tx.Rollback()
 	// Read with the write lock held, the header counts every commit
-	// before this one; see cache.ownCommit.
+	// before this one; see cache.ownCommit. Neither last-use times nor
+	// sign-ins change what a lookup reads.
 	before, ok := s.cache.mark(ctx)
 	update, err := tx.PrepareContext(ctx, s.q(`UPDATE credentials SET last_used_at = ? WHERE "user" = ? AND method = ? AND last_used_at < ?`))
 	if err != nil {
@@ -789,6 +809,11 @@ func (s *Store) flushUsed() {
 		n, _ := res.RowsAffected()
 		changed += n
 	}
+	n, err := s.writeSignIns(ctx, tx, signins)
+	if err != nil {
+		return
+	}
+	changed += n
 	if changed == 0 {
 		// Nothing to write (every use was recorded within the hour). A
 		// commit of nothing leaves the header as it was, so another

@@ -690,7 +690,8 @@ func TestOldSealsAreMigrated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, q := range []string{`ALTER TABLE credentials DROP COLUMN seal`, `UPDATE meta SET value = '2' WHERE name = 'schema_version'`} {
+	for _, q := range []string{`ALTER TABLE credentials DROP COLUMN seal`, `DROP TABLE invites`, `DROP TABLE signins`,
+		`ALTER TABLE users DROP COLUMN reported_at`, `UPDATE meta SET value = '2' WHERE name = 'schema_version'`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
 		}

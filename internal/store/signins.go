@@ -1,0 +1,103 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/mfabridge/mfabridge/factors"
+)
+
+// Each user's last sign-ins are kept for the portal, where the user can
+// say one was not theirs. A login does not wait for them: they are
+// written with the last-use times, in the same transaction, every
+// usedFlush; only the last keepSignIns per user stay.
+
+const (
+	keepSignIns = 20
+	// maxPendingSignIns bounds what waits for a write: past it, sign-ins
+	// are not recorded until the next flush (a disk that stopped
+	// accepting writes must not grow the heap).
+	maxPendingSignIns = 50_000
+)
+
+type pendingSignIn struct {
+	user string
+	s    factors.SignIn
+}
+
+// RecordSignIn keeps a decision about user for the user's history.
+func (s *Store) RecordSignIn(user string, si factors.SignIn) {
+	s.usedMu.Lock()
+	if len(s.signins) < maxPendingSignIns {
+		s.signins = append(s.signins, pendingSignIn{user, si})
+	}
+	s.usedMu.Unlock()
+}
+
+// writeSignIns inserts the batch and trims each user's history.
+func (s *Store) writeSignIns(ctx context.Context, tx *sql.Tx, batch []pendingSignIn) (int64, error) {
+	if len(batch) == 0 {
+		return 0, nil
+	}
+	insert, err := tx.PrepareContext(ctx, s.q(`INSERT INTO signins (name, at, client, station, outcome, method, reason) VALUES (?, ?, ?, ?, ?, ?, ?)`))
+	if err != nil {
+		return 0, err
+	}
+	defer insert.Close()
+	users := map[string]bool{}
+	for _, p := range batch {
+		if _, err := insert.ExecContext(ctx, p.user, p.s.Time.Unix(), p.s.Client, p.s.Station, p.s.Outcome, string(p.s.Method), p.s.Reason); err != nil {
+			return 0, err
+		}
+		users[p.user] = true
+	}
+	trim, err := tx.PrepareContext(ctx, s.q(`DELETE FROM signins WHERE name = ?1 AND id NOT IN
+		(SELECT id FROM signins WHERE name = ?1 ORDER BY id DESC LIMIT ?2)`))
+	if err != nil {
+		return 0, err
+	}
+	defer trim.Close()
+	for u := range users {
+		if _, err := trim.ExecContext(ctx, u, keepSignIns); err != nil {
+			return 0, err
+		}
+	}
+	return int64(len(batch)), nil
+}
+
+// SignIns returns user's last sign-ins, newest first, with those still
+// waiting for a write.
+func (s *Store) SignIns(ctx context.Context, user string) ([]factors.SignIn, error) {
+	s.flushUsed()
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT at, client, station, outcome, method, reason FROM signins WHERE name = ?
+		ORDER BY id DESC LIMIT ?`), user, keepSignIns)
+	if err != nil {
+		return nil, s.writeError(err)
+	}
+	defer rows.Close()
+	var out []factors.SignIn
+	for rows.Next() {
+		var at int64
+		var si factors.SignIn
+		var m string
+		if err := rows.Scan(&at, &si.Client, &si.Station, &si.Outcome, &m, &si.Reason); err != nil {
+			return nil, s.writeError(err)
+		}
+		si.Time, si.Method = time.Unix(at, 0), factors.Method(m)
+		out = append(out, si)
+	}
+	return out, rows.Err()
+}
+
+// Report blocks user's logins at the user's own word ("This wasn't me"):
+// every login is refused until ResetLockout, and a new lockout epoch ends
+// remembered logins and known stations at once.
+func (s *Store) Report(ctx context.Context, user string) error {
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO users (name, lockout_epoch, reported_at) VALUES (?1, 1, ?2)
+		ON CONFLICT (name) DO UPDATE SET lockout_epoch = users.lockout_epoch + 1, reported_at = ?2`), user, s.now().Unix())
+	if err != nil {
+		return s.writeError(err)
+	}
+	return nil
+}
