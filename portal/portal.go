@@ -115,10 +115,10 @@ func New(o Options) (*Portal, error) {
 		o.Config.SessionTimeout = 15 * time.Minute
 	}
 	p := &Portal{o: o, origin: u.Scheme + "://" + u.Host, secure: u.Scheme == "https"}
-	p.cookie = "mfabridge_session"
+	p.cookie = "mfabridge-session"
 	if p.secure {
 		// __Host-: sent only over HTTPS, only to this host, for path /.
-		p.cookie = "__Host-mfabridge_session"
+		p.cookie = "__Host-mfabridge-session"
 	}
 	if p.tmpl, err = parseTemplates(); err != nil {
 		return nil, err

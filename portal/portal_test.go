@@ -207,7 +207,7 @@ func (b *browser) post(path string, form url.Values) (int, string) {
 func (b *browser) cookie() *http.Cookie {
 	u, _ := url.Parse(b.f.srv.URL)
 	for _, c := range b.c.Jar.Cookies(u) {
-		if c.Name == "mfabridge_session" {
+		if c.Name == "mfabridge-session" {
 			return c
 		}
 	}
