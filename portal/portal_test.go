@@ -67,7 +67,7 @@ func (f *fakeConversation) Web(_ context.Context, _ string, _ netip.Addr, login,
 }
 
 type fixture struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *httptest.Server
 	store  *store.Store
 	conv   *fakeConversation
@@ -95,7 +95,7 @@ type fixtureOptions struct {
 	policy  config.Policy
 }
 
-func newFixture(t *testing.T, o fixtureOptions) *fixture {
+func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	t.Helper()
 	f := &fixture{t: t, now: time.Now(), audits: &bytes.Buffer{}, auMu: &sync.Mutex{}}
 	st, err := store.Open(filepath.Join(t.TempDir(), "store.db"), bytes.Repeat([]byte{7}, 32))

@@ -93,3 +93,28 @@ func TestEachCodeWorksOnce(t *testing.T) {
 		t.Error("enrolled with every code spent")
 	}
 }
+
+// FuzzNormalise holds what a typed recovery code is read as: ten digits
+// that were in it, in order, or nothing.
+func FuzzNormalise(f *testing.F) {
+	for _, s := range []string{"12345-67890", " 1234567890 ", "12345678901", "１２３４５-６７８９０", "abc"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		code, ok := normalise(s)
+		if !ok {
+			return
+		}
+		if len(code) != Digits || strings.Trim(code, "0123456789") != "" {
+			t.Fatalf("%q read as %q", s, code)
+		}
+		if strings.Map(func(r rune) rune {
+			if r >= '0' && r <= '9' {
+				return r
+			}
+			return -1
+		}, s) != code {
+			t.Fatalf("%q read as %q, not its digits", s, code)
+		}
+	})
+}
