@@ -54,7 +54,7 @@ func init() {
 			return n
 		}
 		if m == "" {
-			return "Password only"
+			return "—"
 		}
 		return string(m)
 	}

@@ -173,11 +173,7 @@ func TestPortalInviteEnrolAndLogInThroughRADIUS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ReplaceAll(shown, " ", ""))
-	if err != nil {
-		t.Fatalf("the key on the page %q: %v", shown, err)
-	}
-	app := newToken(secret)
+	app := newTokenFromKey(t, shown)
 	p.fill("code", app.code(0))
 	p.press("/totp/confirm")
 	p.mustBeAt("home")
@@ -210,6 +206,17 @@ func TestPortalInviteEnrolAndLogInThroughRADIUS(t *testing.T) {
 			t.Errorf("no audit record %s in %v", want, reasons)
 		}
 	}
+}
+
+// newTokenFromKey plays an authenticator app given the key the portal
+// shows (base32 in groups of four).
+func newTokenFromKey(t *testing.T, shown string) token {
+	t.Helper()
+	secret, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ReplaceAll(shown, " ", ""))
+	if err != nil {
+		t.Fatalf("the key on the page %q: %v", shown, err)
+	}
+	return newToken(secret)
 }
 
 // usedInviteRefused checks that an invite, once used, opens nothing:
