@@ -469,3 +469,48 @@ func TestPortalThisWasntMe(t *testing.T) {
 	}
 	pb.challenged(t, c, u.UID, u.Password, withStation("198.51.100.77"))
 }
+
+// With first_method directory_phone and a portal policy that offers text
+// messages, a user with no method of their own signs in with a code sent
+// to the directory's number (through the fake Twilio), then enrols an
+// app.
+func TestPortalFirstMethodByDirectoryTextMessage(t *testing.T) {
+	t.Parallel()
+	port, err := harness.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://localhost:" + strconv.Itoa(port)
+	b := startTwilioBridge(t, twConf{conf: conf{Policies: `  default:
+    mfa: required
+    factors: [totp, hotp]
+  portal:
+    mfa: required
+    factors: [totp, sms]`, Extra: "portal:\n  listen: \"127.0.0.1:" + strconv.Itoa(port) + "\"\n  public_url: \"" + url +
+		"\"\n  insecure_http_loopback: true\n  first_method: [directory_phone]\n"}})
+	pb := &portalBridge{bridge: b.bridge, url: url}
+	number := uniqueMobile()
+	u := b.newPhoneUser(t, number)
+	p := pb.browser(t)
+	p.signIn(u.UID, u.Password)
+	p.mustBeAt("code")
+	if !strings.Contains(p.text(), "A text message with a code was sent to") {
+		t.Fatalf("the second step:\n%s", p.text())
+	}
+	msg, ok := b.fake.WaitMessageTo(number, 0, 5*time.Second)
+	if !ok {
+		t.Fatal("no text message")
+	}
+	p.answer(msg.Code())
+	p.mustBeAt("home")
+	p.press("/totp")
+	p.mustBeAt("totp")
+	if rec := pb.lastAudit(t, u.UID); rec.Client != "portal" {
+		t.Errorf("last record %+v", rec)
+	}
+	// The VPN's policy offers no text message: a user with only a number
+	// is still refused there until the app is enrolled.
+	c := pb.client(t, "127.0.0.1", secretLocal)
+	resp, rec := pb.send(t, c, u.UID, u.Password)
+	want(t, "the VPN before an app", resp, rec, radius.CodeAccessReject, "not_enrolled")
+}
