@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	potp "github.com/pquerna/otp"
@@ -60,6 +61,7 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request, s *session) {
 		rows = append(rows, v)
 	}
 	_, hasTOTP := enr.Credential(factors.TOTP)
+	_, hasHOTP := enr.Credential(factors.HOTP)
 	signins, err := p.o.Enrolments.SignIns(r.Context(), s.User)
 	if err != nil {
 		p.unavailable(w, err)
@@ -70,7 +72,7 @@ func (p *Portal) home(w http.ResponseWriter, r *http.Request, s *session) {
 		history = append(history, signinView{When: day(si.Time), Where: where(si), Outcome: text.outcome(si.Outcome),
 			Method: text.method(si.Method)})
 	}
-	p.render(w, "home", s, map[string]any{"Methods": rows, "CanAddTOTP": !hasTOTP, "Recovery": codes, "SignIns": history})
+	p.render(w, "home", s, map[string]any{"Methods": rows, "CanAddTOTP": !hasTOTP, "CanAddHOTP": !hasHOTP, "Recovery": codes, "SignIns": history})
 }
 
 // signinView is one row of the recent sign-ins.
@@ -350,4 +352,38 @@ func (p *Portal) report(w http.ResponseWriter, r *http.Request, s *session) stri
 	*s = session{CSRF: s.CSRF, Created: s.Created, id: s.id, rotate: true}
 	s.say(text.reported)
 	return "/signin"
+}
+
+// hotpClaim gives the user a hardware token from the stock the admins
+// imported (mfabridge token import), by its serial and a code it shows
+// now; the token cannot be claimed twice, and a wrong serial or code is
+// one refusal (which of the two is not said). Guesses are rate-limited
+// per user.
+func (p *Portal) hotpClaim(w http.ResponseWriter, r *http.Request, s *session) string {
+	if !s.signedIn() {
+		return "/signin"
+	}
+	if !p.allow(r, "token:"+s.User, signinsPerUser) {
+		p.record(r, s.User, audit.Reject, audit.ReasonPortalRateLimit, factors.HOTP)
+		s.say(text.rateLimited)
+		return "/"
+	}
+	serial := strings.TrimSpace(r.PostForm.Get("serial"))
+	code := r.PostForm.Get("code")
+	err := p.o.Enrolments.ClaimToken(r.Context(), s.User, serial, func(c factors.Credential) (uint64, bool) {
+		return otp.Claim(c, code, p.o.HOTP.LookAhead)
+	})
+	switch {
+	case err == nil:
+		p.record(r, s.User, audit.Change, audit.ReasonMethodEnrolled, factors.HOTP)
+		s.say(text.hotpActive)
+	case errors.Is(err, store.ErrNotFound):
+		p.record(r, s.User, audit.Reject, audit.ReasonTokenRefused, factors.HOTP)
+		s.say(text.hotpRefused)
+	case errors.Is(err, store.ErrExists):
+		s.say(text.hotpExists)
+	default:
+		return p.failed(s, err, "/")
+	}
+	return "/"
 }

@@ -55,6 +55,7 @@ type Enrolments interface {
 	Remove(ctx context.Context, user string, m factors.Method) (int, error)
 	RedeemInvite(ctx context.Context, user, code string) error
 	SignIns(ctx context.Context, user string) ([]factors.SignIn, error)
+	ClaimToken(ctx context.Context, user, serial string, check func(factors.Credential) (uint64, bool)) error
 	Report(ctx context.Context, user string) error
 }
 
@@ -63,6 +64,7 @@ type Options struct {
 	Config       config.Portal
 	Policy       config.Policy // the portal policy: may a user hold no method?
 	TOTP         config.TOTP   // how new authenticator-app secrets are made
+	HOTP         config.HOTP   // how far a claimed token's first code may be ahead
 	Conversation Conversation
 	Enrolments   Enrolments
 	State        radius.State
@@ -144,6 +146,7 @@ func New(o Options) (*Portal, error) {
 	mux.HandleFunc("GET /totp", p.page(p.totpForm))
 	mux.HandleFunc("POST /totp", p.form(p.totpStart))
 	mux.HandleFunc("POST /totp/confirm", p.form(p.totpConfirm))
+	mux.HandleFunc("POST /hotp", p.form(p.hotpClaim))
 	mux.HandleFunc("POST /default", p.form(p.setDefault))
 	mux.HandleFunc("POST /remove", p.form(p.remove))
 	mux.HandleFunc("POST /recovery", p.form(p.recoveryNew))

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"net/url"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"sync"
@@ -120,7 +121,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if o.policy.MFA == "" {
 		o.policy = config.DefaultPolicy()
 	}
-	p, err := New(Options{Config: pc, Policy: o.policy, TOTP: config.Default().Factors.TOTP, Conversation: f.conv,
+	p, err := New(Options{Config: pc, Policy: o.policy, TOTP: config.Default().Factors.TOTP, HOTP: config.Default().Factors.HOTP, Conversation: f.conv,
 		Enrolments: st, State: mem, Codes: otp.NewTOTP(1, mem, f.clock), Audit: audit.New(lockedWriter{f.auMu, f.audits}),
 		Now: f.clock})
 	if err != nil {
@@ -681,5 +682,53 @@ func TestThisWasntMe(t *testing.T) {
 	}
 	if !strings.Contains(f.auditLog(), `"reason":"reported_by_user"`) {
 		t.Errorf("audit:\n%s", f.auditLog())
+	}
+}
+
+// A hardware token from the stock: claimed with its serial and a code it
+// shows, once; a wrong code or serial is one refusal.
+func TestClaimingAHardwareToken(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	ctx := context.Background()
+	seed := []byte("hardware-token-seed!")
+	if err := f.store.AddTokens(ctx, []store.Token{{Serial: "GALT-00042", Digits: 6, Counter: 10, Secret: seed}}, false); err != nil {
+		t.Fatal(err)
+	}
+	tok := factors.Credential{Method: factors.HOTP, Secret: seed, Algorithm: "SHA1", Digits: 6}
+	b := f.browser()
+	b.signIn("alice", "alice-pw")
+	b.get("/")
+	b.post("/hotp", url.Values{"serial": {"GALT-00042"}, "code": {otp.Generate(tok, 9)}}) // behind the counter
+	b.post("/hotp", url.Values{"serial": {"GALT-00043"}, "code": {otp.Generate(tok, 12)}})
+	if enr, _ := f.store.Enrolment(ctx, "alice"); held(enr, factors.HOTP) {
+		t.Fatal("claimed with a wrong code or serial")
+	}
+	if n := strings.Count(f.auditLog(), `"reason":"token_refused"`); n != 2 {
+		t.Errorf("%d refusals audited, want 2", n)
+	}
+	b.post("/hotp", url.Values{"serial": {" GALT-00042 "}, "code": {otp.Generate(tok, 12)}})
+	enr, _ := f.store.Enrolment(ctx, "alice")
+	c, ok := enr.Credential(factors.HOTP)
+	if !ok || c.Counter != 13 {
+		t.Fatalf("after the claim: %+v %v\n%s", c, ok, f.auditLog())
+	}
+	if n, _ := f.store.TokensInStock(ctx); n != 0 {
+		t.Errorf("%d tokens still in stock", n)
+	}
+	_, home, _ := b.get("/")
+	if !strings.Contains(home, "Your hardware token is set up.") || strings.Contains(home, `action="/hotp"`) {
+		t.Errorf("home after the claim:\n%s", home)
+	}
+}
+
+// Every sentence in text is written: a field left out of the literal
+// would show the user an empty notice.
+func TestEveryTextIsWritten(t *testing.T) {
+	v := reflect.ValueOf(text)
+	for i := range v.NumField() {
+		f := v.Field(i)
+		if f.Kind() == reflect.String && f.String() == "" || f.Kind() == reflect.Func && f.IsNil() {
+			t.Errorf("text.%s is empty", v.Type().Field(i).Name)
+		}
 	}
 }

@@ -11,6 +11,7 @@ var text = struct {
 	noSuchMethod, lastMethod, never               string
 	signInAgainToRemove, signInAgainForCodes      string
 	reported, thisPortal                          string
+	hotpActive, hotpRefused, hotpExists           string
 	formExpired, formUnreadable                   string
 	tooManyFromAddress                            string
 	method                                        func(factors.Method) string
@@ -34,6 +35,9 @@ var text = struct {
 	reported: "Thank you. Your account is now blocked for every sign-in, and the security team has been told. " +
 		"Call the service desk: they will check your account, and you will set up your methods again.",
 	thisPortal:         "This portal",
+	hotpActive:         "Your hardware token is set up.",
+	hotpRefused:        "That serial number and code do not match a token that is free. Check the number on the back, press the button and type the new code.",
+	hotpExists:         "You already have a hardware token. Remove it first to set up another.",
 	formExpired:        "This form has expired or did not come from this page. Go back, reload the page and try again.",
 	formUnreadable:     "That form could not be read.",
 	tooManyFromAddress: "Too many attempts from your address. Wait a minute and try again.",

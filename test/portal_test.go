@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base32"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -513,4 +515,54 @@ func TestPortalFirstMethodByDirectoryTextMessage(t *testing.T) {
 	c := pb.client(t, "127.0.0.1", secretLocal)
 	resp, rec := pb.send(t, c, u.UID, u.Password)
 	want(t, "the VPN before an app", resp, rec, radius.CodeAccessReject, "not_enrolled")
+}
+
+// Tokens imported by serial with the CLI: a user claims one in the
+// portal with its serial and a code, then logs in through RADIUS with
+// its next code; nobody can claim it again.
+func TestPortalHardwareTokenClaim(t *testing.T) {
+	t.Parallel()
+	pb := startPortalBridge(t, portalPolicy, "")
+	csv := filepath.Join(t.TempDir(), "tokens.csv")
+	seed := "3132333435363738393031323334353637383930" // RFC 4226's test seed, in hex
+	os.WriteFile(csv, []byte("serial,seed,counter\nTK-1001,"+seed+",0\nTK-1002,"+seed+",100\n"), 0o600)
+	if out, stderr, code := mfabridge(t, pb.env(), "token", "import", "--config", pb.ConfigFile, "--csv", csv); code != 0 ||
+		!strings.Contains(out, "imported 2 hardware tokens") {
+		t.Fatalf("token import: %d %s %s", code, out, stderr)
+	}
+	u := newUser(t)
+	app := pb.enrolTOTP(t, u.UID)
+	p := pb.browser(t)
+	p.signIn(u.UID, u.Password)
+	p.answer(app.code(0))
+	p.mustBeAt("home")
+	// RFC 4226 Appendix D: counter 3 shows 969429, 4 shows 338314.
+	p.fill("serial", "TK-1001")
+	p.fill("token-code", "969429")
+	p.press("/hotp")
+	if !strings.Contains(p.text(), "Your hardware token is set up.") {
+		t.Fatalf("after the claim:\n%s", p.text())
+	}
+	c := pb.client(t, "127.0.0.1", secretLocal)
+	st, prompt := pb.challenged(t, c, u.UID, u.Password)
+	if !strings.Contains(prompt, "hardware token") {
+		t.Errorf("prompt %q", prompt)
+	}
+	resp, rec := pb.send(t, c, u.UID, "338314", withState(st))
+	want(t, "the token's next code", resp, rec, radius.CodeAccessAccept, "mfa_passed")
+
+	other := newUser(t)
+	app2 := pb.enrolTOTP(t, other.UID)
+	q := pb.browser(t)
+	q.signIn(other.UID, other.Password)
+	q.answer(app2.code(0))
+	q.fill("serial", "TK-1001")
+	q.fill("token-code", "287082") // counter 5
+	q.press("/hotp")
+	if !strings.Contains(q.text(), "do not match a token that is free") {
+		t.Errorf("a claimed token claimed again:\n%s", q.text())
+	}
+	if out, _, _ := mfabridge(t, pb.env(), "token", "count", "--config", pb.ConfigFile); !strings.Contains(out, "1 hardware tokens in stock") {
+		t.Errorf("token count: %s", out)
+	}
 }

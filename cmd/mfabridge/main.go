@@ -35,7 +35,8 @@ func commands() []command {
 		{"serve", "run the RADIUS server", runServe},
 		{"check-config", "validate a configuration file and print a redacted summary", runCheckConfig},
 		{"enrol", "enrol a second factor: totp, hotp, confirm, import", runEnrol},
-		{"user", "show, reset, remove or set the default method of a user", runUser},
+		{"user", "show, reset, remove, invite or set the default method of a user", runUser},
+		{"token", "import hardware tokens that staff claim in the portal", runToken},
 		{"test-auth", "send an Access-Request like a NAS and answer challenges", runTestAuth},
 		{"version", "print the version", runVersion},
 	}

@@ -39,6 +39,7 @@ func (d *daemon) listenPortal() error {
 		Config:       pc,
 		Policy:       d.cfg.Policies[pc.Policy],
 		TOTP:         d.cfg.Factors.TOTP,
+		HOTP:         d.cfg.Factors.HOTP,
 		Conversation: currentConversation{&d.current},
 		Enrolments:   d.be.store,
 		State:        d.be.state,

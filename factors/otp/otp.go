@@ -147,6 +147,18 @@ func (h *HOTP) Check(ctx context.Context, u *factors.User, answer string) error 
 	return nil
 }
 
+// Claim checks a first code from a hardware token that is not yet any
+// user's (claimed by its serial in the portal): the code for c's counter
+// or one up to lookAhead past it. It returns the counter to store next.
+func Claim(c factors.Credential, answer string, lookAhead int) (next uint64, ok bool) {
+	code, ok := normalise(answer, c.Digits)
+	if !ok {
+		return 0, false
+	}
+	at, ok := match(c, code, c.Counter, c.Counter+uint64(lookAhead))
+	return at + 1, ok
+}
+
 // credentialAndCode finds the user's active credential for m and checks
 // that answer has the form of its codes.
 func credentialAndCode(u *factors.User, m factors.Method, answer string) (factors.Credential, string, error) {

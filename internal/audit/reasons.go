@@ -20,6 +20,7 @@ const (
 	ReasonDefaultChanged  Reason = "default_changed" // the default method changed
 	ReasonCSRF            Reason = "csrf_refused"    // a form without its session's token, or from another origin
 	ReasonPortalRateLimit Reason = "portal_rate_limited"
+	ReasonTokenRefused    Reason = "token_refused" // a hardware token claimed with a serial and code that do not match a free one
 	// ReasonReportedByUser: the user pressed "This wasn't me" (outcome
 	// change); every later login is refused with it until user reset.
 	ReasonReportedByUser Reason = "reported_by_user"

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -150,5 +151,62 @@ func TestSignInsAndReports(t *testing.T) {
 	s.ResetLockout(ctx, "gus")
 	if e, _ := s.Enrolment(ctx, "gus"); !e.Reported.IsZero() {
 		t.Fatal("the report outlived a reset")
+	}
+}
+
+// A token in stock is claimed once, by the user whose code the check
+// accepts, and leaves the stock as that user's HOTP credential.
+func TestClaimToken(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := context.Background()
+	seed := []byte("12345678901234567890")
+	if err := s.AddTokens(ctx, []Token{{Serial: "T-0001", Digits: 6, Counter: 3, Secret: seed}, {Serial: "T-0002", Digits: 8, Secret: seed}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddTokens(ctx, []Token{{Serial: "T-0009", Digits: 6, Secret: seed}, {Serial: "T-0001", Digits: 6, Secret: seed}}, false); !errors.Is(err, ErrExists) {
+		t.Fatalf("a serial in stock again: %v", err)
+	}
+	if n, _ := s.TokensInStock(ctx); n != 2 {
+		t.Fatalf("%d in stock after a refused import, want 2", n)
+	}
+	refuse := func(factors.Credential) (uint64, bool) { return 0, false }
+	if err := s.ClaimToken(ctx, "ivy", "T-0001", refuse); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a refused code: %v", err)
+	}
+	if err := s.ClaimToken(ctx, "ivy", "T-9999", nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("no such serial: %v", err)
+	}
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.ClaimToken(ctx, fmt.Sprintf("user%d", i), "T-0001", func(c factors.Credential) (uint64, bool) {
+				return c.Counter + 2, string(c.Secret) == string(seed) && c.Counter == 3
+			})
+			if err == nil {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("one token claimed %d times", wins.Load())
+	}
+	if n, _ := s.TokensInStock(ctx); n != 1 {
+		t.Fatalf("%d in stock, want 1", n)
+	}
+	names, _ := s.Names(ctx)
+	var owner string
+	for _, n := range names {
+		if e, _ := s.Enrolment(ctx, n); e != nil {
+			if c, ok := e.Credential(factors.HOTP); ok && c.Counter == 5 && string(c.Secret) == string(seed) {
+				owner = n
+			}
+		}
+	}
+	if owner == "" {
+		t.Fatalf("no user holds the token at counter 5: %v", names)
 	}
 }

@@ -68,6 +68,7 @@ func TestPostgres(t *testing.T) {
 		"InviteWorksOnce":            TestInviteWorksOnce,
 		"RecoveryCodesAreSpentOnce":  TestRecoveryCodesAreSpentOnce,
 		"SignInsAndReports":          TestSignInsAndReports,
+		"ClaimToken":                 TestClaimToken,
 		"CacheSeesEveryChange":       TestCacheSeesEveryChange,
 		"CacheUnderConcurrentWrites": TestCacheUnderConcurrentWrites,
 		"InstancesStartTogether":     testPGInstancesStartTogether,

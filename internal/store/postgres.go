@@ -76,6 +76,13 @@ var postgresMigrations = []string{
 	);
 	CREATE INDEX signins_by_name ON signins (name, id);
 	ALTER TABLE users ADD COLUMN reported_at BIGINT NOT NULL DEFAULT 0;`,
+	`CREATE TABLE tokens (
+		serial     TEXT PRIMARY KEY,
+		secret     BYTEA NOT NULL,
+		digits     INTEGER NOT NULL,
+		counter    BIGINT NOT NULL,
+		created_at BIGINT NOT NULL
+	);`,
 }
 
 // initLock is the advisory lock init takes: instances starting together

@@ -240,6 +240,14 @@ var sqliteMigrations = []string{
 	);
 	CREATE INDEX signins_by_name ON signins (name, id);
 	ALTER TABLE users ADD COLUMN reported_at INTEGER NOT NULL DEFAULT 0;`,
+	// Hardware tokens that are nobody's yet, by serial (tokens.go).
+	`CREATE TABLE tokens (
+		serial     TEXT PRIMARY KEY,
+		secret     BLOB NOT NULL,
+		digits     INTEGER NOT NULL,
+		counter    INTEGER NOT NULL,
+		created_at INTEGER NOT NULL
+	);`,
 }
 
 // sealVersion is the additional data rows are sealed with now.

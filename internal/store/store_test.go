@@ -690,7 +690,7 @@ func TestOldSealsAreMigrated(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, q := range []string{`ALTER TABLE credentials DROP COLUMN seal`, `DROP TABLE invites`, `DROP TABLE signins`,
+	for _, q := range []string{`ALTER TABLE credentials DROP COLUMN seal`, `DROP TABLE invites`, `DROP TABLE signins`, `DROP TABLE tokens`,
 		`ALTER TABLE users DROP COLUMN reported_at`, `UPDATE meta SET value = '2' WHERE name = 'schema_version'`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
