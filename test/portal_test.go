@@ -69,7 +69,7 @@ func (pb *portalBridge) browser(t *testing.T) *browserPage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
+	ctx, cancelT := context.WithTimeout(ctx, 3*time.Minute)
 	t.Cleanup(func() { cancelT(); cancel() })
 	return &browserPage{t: t, ctx: ctx, base: pb.url}
 }
@@ -565,4 +565,28 @@ func TestPortalHardwareTokenClaim(t *testing.T) {
 	if out, _, _ := mfabridge(t, pb.env(), "token", "count", "--config", pb.ConfigFile); !strings.Contains(out, "1 hardware tokens in stock") {
 		t.Errorf("token count: %s", out)
 	}
+}
+
+// From a trusted network, the right password of a user with no method
+// opens the first enrolment; a session idle past session_timeout is
+// over.
+func TestPortalTrustedNetworkAndIdleExpiry(t *testing.T) {
+	t.Parallel()
+	pb := startPortalBridge(t, portalPolicy, "  first_method: [trusted_network]\n  trusted_networks: [127.0.0.0/8]\n  session_timeout: 1m\n")
+	u := newUser(t)
+	p := pb.browser(t)
+	p.signIn(u.UID, u.Password)
+	p.mustBeAt("home")
+	if !strings.Contains(p.text(), "You are on the organisation's network") {
+		t.Errorf("home from a trusted network:\n%s", p.text())
+	}
+	if rec := pb.lastAudit(t, u.UID); rec.Reason != "trusted_network" {
+		t.Errorf("audit %+v", rec)
+	}
+	time.Sleep(40 * time.Second)
+	p.open("/") // used: the idle minute starts again
+	p.mustBeAt("home")
+	time.Sleep(65 * time.Second)
+	p.open("/")
+	p.mustBeAt("signin")
 }
