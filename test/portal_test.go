@@ -2,7 +2,10 @@ package test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base32"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -589,4 +592,52 @@ func TestPortalTrustedNetworkAndIdleExpiry(t *testing.T) {
 	time.Sleep(65 * time.Second)
 	p.open("/")
 	p.mustBeAt("signin")
+}
+
+// Over HTTPS (portal.tls): the certificate is served, the cookie is
+// __Host- and Secure, HSTS is sent; plain HTTP to the same port is not
+// answered with a page.
+func TestPortalOverHTTPS(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca, err := harness.NewCA(dir, "portal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile, err := ca.ServerCert(dir, "portal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := harness.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "https://localhost:" + strconv.Itoa(port)
+	startBridge(t, conf{Policies: portalPolicy, Extra: fmt.Sprintf("portal:\n  listen: \"127.0.0.1:%d\"\n  public_url: %q\n"+
+		"  tls: {cert_file: %q, key_file: %q}\n", port, base, certFile, keyFile)})
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var resp *http.Response
+	if !harness.Eventually(5*time.Second, func() bool {
+		resp, err = client.Get(base + "/signin")
+		return err == nil
+	}) {
+		t.Fatalf("the portal over HTTPS: %v", err)
+	}
+	resp.Body.Close()
+	if c := resp.Header.Get("Set-Cookie"); resp.StatusCode != 200 || !strings.HasPrefix(c, "__Host-mfabridge-session=") ||
+		!strings.Contains(c, "Secure") || !strings.Contains(c, "HttpOnly") || !strings.Contains(c, "SameSite=Strict") {
+		t.Errorf("%d, Set-Cookie %q", resp.StatusCode, c)
+	}
+	if h := resp.Header.Get("Strict-Transport-Security"); !strings.Contains(h, "max-age=") {
+		t.Errorf("HSTS %q", h)
+	}
+	if plain, err := http.Get("http://localhost:" + strconv.Itoa(port) + "/signin"); err == nil {
+		plain.Body.Close()
+		if plain.StatusCode == 200 {
+			t.Error("a page over plain HTTP")
+		}
+	}
 }
