@@ -653,6 +653,9 @@ func TestIdentityAndRevocationKeys(t *testing.T) {
 		{"state.max_entries", minimal + "state: {max_entries: 10}\n", "state.max_entries", "not from 100"},
 		{"duplicate_cache_entries", minimal + "server: {duplicate_cache_entries: 1}\n", "server.duplicate_cache_entries", "not from 64"},
 		{"webhook_listen on the admin address", minimal + "server: {webhook_listen: \"127.0.0.1:9812\"}\n", "server.webhook_listen", "same address"},
+		{"cards looked up in an empty attribute", ldapExtra("  attributes: {upn: \"\"}\n") +
+			"factors:\n  smartcard: {ca_files: [{file: /ca.pem, revocation: none}]}\npolicies:\n  default: {smartcard: true}\n",
+			"ldap.attributes.upn", "no card would find its user"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ce := parseError(t, tc.src)

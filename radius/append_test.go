@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 
@@ -190,4 +191,30 @@ func TestLockoutCountsARetransmitOnce(t *testing.T) {
 	fresh := request{id: 4, user: "carol", password: rightPassword, randomAuth: true}.encode(t, secretOne)
 	one.send(fresh)
 	checkReply(t, one.read(), fresh, secretOne, radius.CodeAccessReject)
+}
+
+// In append mode, one request whose typed text reads two ways (a 6- and
+// an 8-digit code after the password) costs two binds, and both count:
+// with max_failures 3, it and one more wrong password lock the user out,
+// and the lockout is counted for the security team's alert.
+func TestAppendCountsEveryFailedReading(t *testing.T) {
+	f := newConvFixture(t, fixtureOptions{policy: func(p *config.Policy) {
+		p.Mode = config.ModeAppend
+		p.Factors = []string{"totp", "hotp"}
+	}})
+	f.conv.factors[factors.HOTP] = &fixedFactor{m: factors.HOTP, digits: 8}
+	f.enr.mu.Lock()
+	f.enr.m["alice"].Credentials = append(f.enr.m["alice"].Credentials, factors.Credential{Method: factors.HOTP, Active: true, Digits: 8})
+	f.enr.mu.Unlock()
+	f.ask("alice", "not-it12345678")
+	if n := f.dir.calls.Load(); n != 2 {
+		t.Fatalf("%d binds for a text that reads two ways, want 2", n)
+	}
+	f.ask("alice", "wrong")
+	if resp := f.ask("alice", rightPassword+goodCode); resp.Code != radius.CodeAccessReject || f.last().Reason != audit.ReasonLockedPassword {
+		t.Fatalf("after 3 failed readings: %v %q, want locked_out_password", resp.Code, f.last().Reason)
+	}
+	if n := testutil.ToFloat64(f.m.Lockouts.WithLabelValues("password")); n != 1 {
+		t.Errorf("mfabridge_lockouts_total{limit=password} = %v, want 1", n)
+	}
 }

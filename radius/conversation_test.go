@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/netip"
 	"strings"
 	"sync"
@@ -420,3 +421,12 @@ func (phoneFactor) Start(context.Context, *factors.User) (factors.Prompt, error)
 }
 
 func testutilCount(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
+
+// Behind a proxy, the NAS-IP-Address passed on is in the audit record.
+func TestAuditNamesTheNASBehindAProxy(t *testing.T) {
+	f := newConvFixture(t, fixtureOptions{})
+	f.ask("alice", rightPassword, func(p *radius.Packet) { rfc2865.NASIPAddress_Set(p, net.IPv4(192, 0, 2, 44)) })
+	if got := f.last().NASIP; got != "192.0.2.44" {
+		t.Errorf("audit nas_ip %q, want 192.0.2.44", got)
+	}
+}

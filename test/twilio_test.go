@@ -1282,3 +1282,29 @@ func wrongSix(code string) string {
 	b[0] = '0' + (b[0]-'0'+1)%10
 	return string(b)
 }
+
+// With server.webhook_listen, Twilio's webhook is served there (and
+// checks the signature), and no longer on admin_listen beside /metrics.
+func TestTwilioWebhookOnItsOwnListener(t *testing.T) {
+	t.Parallel()
+	wp, err := harness.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := "127.0.0.1:" + strconv.Itoa(wp)
+	b := startTwilioBridge(t, twConf{conf: conf{ServerExtra: fmt.Sprintf("  webhook_listen: %q\n", hook), Policies: smsOnlyPolicy}})
+	form := url.Values{"CallSid": {"CA00000000000000000000000000000000"}, "Digits": {"#"}}
+	var code int
+	if !harness.Eventually(5*time.Second, func() bool {
+		code, _, err = b.fake.PostWebhook("http://"+hook+"/twilio/voice/approve", form, false)
+		return err == nil
+	}) {
+		t.Fatalf("webhook_listen does not answer: %v", err)
+	}
+	if code == http.StatusNotFound || code == http.StatusOK {
+		t.Errorf("a post signed for another address on webhook_listen: %d, want it refused by the signature check", code)
+	}
+	if code, _, err := b.fake.PostWebhook("http://"+b.Admin+"/twilio/voice/approve", form, false); err != nil || code != http.StatusNotFound {
+		t.Errorf("the webhook on admin_listen: %d %v, want 404", code, err)
+	}
+}
