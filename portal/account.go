@@ -33,16 +33,24 @@ type methodView struct {
 	Default  bool
 }
 
-func (p *Portal) home(w http.ResponseWriter, r *http.Request, s *session) {
-	if !s.signedIn() {
-		http.Redirect(w, r, "/signin", http.StatusSeeOther)
-		return
+// account wraps a page of a signed-in user, who is handed their
+// enrolment; anyone else is sent to sign in.
+func (p *Portal) account(h func(w http.ResponseWriter, r *http.Request, s *session, enr *factors.Enrolment)) func(http.ResponseWriter, *http.Request, *session) {
+	return func(w http.ResponseWriter, r *http.Request, s *session) {
+		if !s.signedIn() {
+			http.Redirect(w, r, "/signin", http.StatusSeeOther)
+			return
+		}
+		enr, err := p.o.Enrolments.Enrolment(r.Context(), s.User)
+		if err != nil {
+			p.unavailable(w, err)
+			return
+		}
+		h(w, r, s, enr)
 	}
-	enr, err := p.o.Enrolments.Enrolment(r.Context(), s.User)
-	if err != nil {
-		p.unavailable(w, err)
-		return
-	}
+}
+
+func (p *Portal) home(w http.ResponseWriter, r *http.Request, s *session, enr *factors.Enrolment) {
 	var rows []methodView
 	var codes *methodView
 	for _, c := range enr.Credentials {
@@ -109,16 +117,7 @@ func pendingTOTP(enr *factors.Enrolment) (factors.Credential, bool) {
 	return factors.Credential{}, false
 }
 
-func (p *Portal) totpForm(w http.ResponseWriter, r *http.Request, s *session) {
-	if !s.signedIn() {
-		http.Redirect(w, r, "/signin", http.StatusSeeOther)
-		return
-	}
-	enr, err := p.o.Enrolments.Enrolment(r.Context(), s.User)
-	if err != nil {
-		p.unavailable(w, err)
-		return
-	}
+func (p *Portal) totpForm(w http.ResponseWriter, r *http.Request, s *session, enr *factors.Enrolment) {
 	c, ok := pendingTOTP(enr)
 	if !ok {
 		http.Redirect(w, r, "/", http.StatusSeeOther)

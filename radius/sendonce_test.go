@@ -30,13 +30,11 @@ func (p *countingPhone) Start(context.Context, *factors.User) (factors.Prompt, e
 	return factors.Prompt{Text: fmt.Sprintf("text %d sent", n), Ref: fmt.Sprintf("ref-%d", n)}, nil
 }
 
-// Two instances on one state, the same login reaching both at once (a
-// NAS failing over, with a new RADIUS Identifier): one text message, and
-// every copy of the login answers with what it said.
-func TestSendOnceAcrossInstances(t *testing.T) {
+// twoInstances returns two conversations on one state store, with a
+// one-minute send window and phone as their text messages.
+func twoInstances(t *testing.T, phone *countingPhone) []*convFixture {
 	shared := state.NewMemory(state.MemoryOptions{Sweep: -1})
 	t.Cleanup(func() { shared.Close() })
-	phone := &countingPhone{}
 	var inst []*convFixture
 	for range 2 {
 		f := newConvFixture(t, fixtureOptions{state: func(State) State { return shared }})
@@ -44,6 +42,15 @@ func TestSendOnceAcrossInstances(t *testing.T) {
 		f.conv.factors[factors.SMS] = phone
 		inst = append(inst, f)
 	}
+	return inst
+}
+
+// Two instances on one state, the same login reaching both at once (a
+// NAS failing over, with a new RADIUS Identifier): one text message, and
+// every copy of the login answers with what it said.
+func TestSendOnceAcrossInstances(t *testing.T) {
+	phone := &countingPhone{}
+	inst := twoInstances(t, phone)
 	u := &factors.User{Name: "alice", Mobile: "+447700900001"}
 	login := func(station string) []string {
 		var mu sync.Mutex
@@ -95,16 +102,8 @@ func TestSendOnceAcrossInstances(t *testing.T) {
 // A decided login gives its claim back: the user's next login within
 // the window sends anew, at either instance.
 func TestSendOnceReleasedWhenDecided(t *testing.T) {
-	shared := state.NewMemory(state.MemoryOptions{Sweep: -1})
-	t.Cleanup(func() { shared.Close() })
 	phone := &countingPhone{}
-	var inst []*convFixture
-	for range 2 {
-		f := newConvFixture(t, fixtureOptions{state: func(State) State { return shared }})
-		f.conv.sendWindow = time.Minute
-		f.conv.factors[factors.SMS] = phone
-		inst = append(inst, f)
-	}
+	inst := twoInstances(t, phone)
 	u := &factors.User{Name: "bob", Mobile: "+447700900002"}
 	const station = "203.0.113.20"
 	ctx := context.Background()

@@ -145,6 +145,19 @@ func (p *browserPage) answer(code string) {
 	p.press("/code")
 }
 
+// signedIn signs a new user with an authenticator app into the portal
+// with the app's current code.
+func (pb *portalBridge) signedIn(t *testing.T) (harness.User, token, *browserPage) {
+	t.Helper()
+	u := newUser(t)
+	app := pb.enrolTOTP(t, u.UID)
+	p := pb.browser(t)
+	p.signIn(u.UID, u.Password)
+	p.answer(app.code(0))
+	p.mustBeAt("home")
+	return u, app, p
+}
+
 const portalPolicy = `  default:
     mfa: required
     factors: [totp, hotp]`
@@ -318,12 +331,7 @@ func TestPortalDefaultOrdersTheRADIUSPrompt(t *testing.T) {
 func TestPortalCSRFCookieReplayAndFraming(t *testing.T) {
 	t.Parallel()
 	pb := startPortalBridge(t, portalPolicy, "")
-	u := newUser(t)
-	app := pb.enrolTOTP(t, u.UID)
-	p := pb.browser(t)
-	p.signIn(u.UID, u.Password)
-	p.answer(app.code(0))
-	p.mustBeAt("home")
+	u, _, p := pb.signedIn(t)
 
 	// The session's cookie, as the browser holds it.
 	res, err := chromedp.Call(p.ctx, network.GetCookies, network.GetCookiesParams{URLs: []string{pb.url}})
@@ -389,11 +397,7 @@ func TestPortalRecoveryCodesWorkOnceThroughRADIUS(t *testing.T) {
   mail:
     mode: append
     mfa: required`}, "")
-	u := newUser(t)
-	app := pb.enrolTOTP(t, u.UID)
-	p := pb.browser(t)
-	p.signIn(u.UID, u.Password)
-	p.answer(app.code(0))
+	u, _, p := pb.signedIn(t)
 	p.press("/recovery")
 	p.mustBeAt("recovery")
 	list, err := chromedp.Run(p.ctx, chromedp.Text(chromedp.ID("codes")))
@@ -533,12 +537,7 @@ func TestPortalHardwareTokenClaim(t *testing.T) {
 		!strings.Contains(out, "imported 2 hardware tokens") {
 		t.Fatalf("token import: %d %s %s", code, out, stderr)
 	}
-	u := newUser(t)
-	app := pb.enrolTOTP(t, u.UID)
-	p := pb.browser(t)
-	p.signIn(u.UID, u.Password)
-	p.answer(app.code(0))
-	p.mustBeAt("home")
+	u, _, p := pb.signedIn(t)
 	// RFC 4226 Appendix D: counter 3 shows 969429, 4 shows 338314.
 	p.fill("serial", "TK-1001")
 	p.fill("token-code", "969429")
