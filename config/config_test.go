@@ -736,6 +736,8 @@ func TestPortalKeys(t *testing.T) {
 			"name: vpn", "name: portal", 1), "names the portal's sign-ins"},
 		"append policy": {portal("  listen: \"127.0.0.1:8080\"\n  public_url: \"http://localhost\"\n  insecure_http_loopback: true\n  policy: mail\n") +
 			"policies:\n  default: {}\n  mail: {mode: append}\n", "the portal asks for the second factor as a challenge"},
+		"mfa off": {portal("  listen: \"127.0.0.1:8080\"\n  public_url: \"http://localhost\"\n  insecure_http_loopback: true\n") +
+			"policies:\n  default: {mfa: off}\n", "a second factor they hold"},
 	} {
 		e := parseError(t, tc.src)
 		if !strings.Contains(e.Error(), tc.msg) {

@@ -923,6 +923,9 @@ func (c *Config) validatePortal(v *validator) {
 	case pol.Mode != ModeChallenge:
 		v.bad("portal.policy", fmt.Sprintf("policy %q has mode %s; the portal asks for the second factor as a challenge", p.Policy, pol.Mode),
 			"name a policy with mode: challenge")
+	case pol.MFA == MFAOff:
+		v.bad("portal.policy", fmt.Sprintf("policy %q has mfa: off; the portal signs users in with a second factor they hold", p.Policy),
+			"define a policy portal with mfa: required (or optional) and the factors staff may sign in with")
 	}
 	if slices.Contains(p.FirstMethod, FirstDirectoryPhone) && ok && !slices.Contains(pol.Factors, "sms") && !slices.Contains(pol.Factors, "voice") {
 		v.warning("portal.first_method", fmt.Sprintf("directory_phone, but policy %q offers neither sms nor voice", p.Policy))

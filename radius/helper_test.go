@@ -33,6 +33,7 @@ type fakeDirectory struct {
 	decoys   atomic.Int32
 	entered  chan string // buffered; nil: not reported
 	gate     chan struct{}
+	mobile   string // every user's number, "" for none
 }
 
 func newFakeDirectory() *fakeDirectory {
@@ -77,6 +78,9 @@ func (d *fakeDirectory) Bind(ctx context.Context, u *factors.User, password stri
 	d.accepted.Add(1)
 	cp := *u
 	cp.Groups = []string{"staff"}
+	if d.mobile != "" {
+		cp.Mobile, cp.Voice = d.mobile, d.mobile
+	}
 	return &cp, nil
 }
 

@@ -15,28 +15,33 @@ import (
 
 const (
 	keepSignIns = 20
-	// maxPendingSignIns bounds what waits for a write: past it, sign-ins
-	// are not recorded until the next flush (a disk that stopped
-	// accepting writes must not grow the heap).
-	maxPendingSignIns = 50_000
+	// maxPendingUsers bounds what waits for a write: past it, the
+	// sign-ins of other users are not recorded until the next flush (a
+	// disk that stopped accepting writes must not grow the heap).
+	maxPendingUsers = 50_000
 )
 
-type pendingSignIn struct {
-	user string
-	s    factors.SignIn
-}
-
-// RecordSignIn keeps a decision about user for the user's history.
+// RecordSignIn keeps a decision about user for the user's history. Only
+// the last keepSignIns of a user wait for the write: a busy user's
+// history costs no more to write than anyone's.
 func (s *Store) RecordSignIn(user string, si factors.SignIn) {
 	s.usedMu.Lock()
-	if len(s.signins) < maxPendingSignIns {
-		s.signins = append(s.signins, pendingSignIn{user, si})
+	defer s.usedMu.Unlock()
+	if s.signins == nil {
+		s.signins = map[string][]factors.SignIn{}
 	}
-	s.usedMu.Unlock()
+	p, ok := s.signins[user]
+	if !ok && len(s.signins) >= maxPendingUsers {
+		return
+	}
+	if len(p) == keepSignIns {
+		p = append(p[:0], p[1:]...)
+	}
+	s.signins[user] = append(p, si)
 }
 
 // writeSignIns inserts the batch and trims each user's history.
-func (s *Store) writeSignIns(ctx context.Context, tx *sql.Tx, batch []pendingSignIn) (int64, error) {
+func (s *Store) writeSignIns(ctx context.Context, tx *sql.Tx, batch map[string][]factors.SignIn) (int64, error) {
 	if len(batch) == 0 {
 		return 0, nil
 	}
@@ -45,12 +50,14 @@ func (s *Store) writeSignIns(ctx context.Context, tx *sql.Tx, batch []pendingSig
 		return 0, err
 	}
 	defer insert.Close()
-	users := map[string]bool{}
-	for _, p := range batch {
-		if _, err := insert.ExecContext(ctx, p.user, p.s.Time.Unix(), p.s.Client, p.s.Station, p.s.Outcome, string(p.s.Method), p.s.Reason); err != nil {
-			return 0, err
+	n := int64(0)
+	for user, list := range batch {
+		for _, si := range list {
+			if _, err := insert.ExecContext(ctx, user, si.Time.Unix(), si.Client, si.Station, si.Outcome, string(si.Method), si.Reason); err != nil {
+				return 0, err
+			}
+			n++
 		}
-		users[p.user] = true
 	}
 	trim, err := tx.PrepareContext(ctx, s.q(`DELETE FROM signins WHERE name = ?1 AND id NOT IN
 		(SELECT id FROM signins WHERE name = ?1 ORDER BY id DESC LIMIT ?2)`))
@@ -58,12 +65,12 @@ func (s *Store) writeSignIns(ctx context.Context, tx *sql.Tx, batch []pendingSig
 		return 0, err
 	}
 	defer trim.Close()
-	for u := range users {
-		if _, err := trim.ExecContext(ctx, u, keepSignIns); err != nil {
+	for user := range batch {
+		if _, err := trim.ExecContext(ctx, user, keepSignIns); err != nil {
 			return 0, err
 		}
 	}
-	return int64(len(batch)), nil
+	return n, nil
 }
 
 // SignIns returns user's last sign-ins, newest first, with those still

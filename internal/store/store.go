@@ -65,7 +65,7 @@ type Store struct {
 	// timestamp kept to the hour).
 	usedMu  sync.Mutex
 	used    map[usedKey]int64
-	signins []pendingSignIn // written with the uses (signins.go)
+	signins map[string][]factors.SignIn // written with the uses (signins.go)
 	stop    chan struct{}
 	stopped chan struct{}
 	closeMu sync.Once
