@@ -73,6 +73,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 			ReadTimeout:      o.Timeout,
 			WriteTimeout:     o.Timeout,
 			PoolTimeout:      o.Timeout,
+			PoolSize:         poolSize,
 			MaxRetries:       1,
 			DialerRetries:    1,
 			DisableIdentity:  true,
@@ -91,6 +92,7 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 			ReadTimeout:     o.Timeout,
 			WriteTimeout:    o.Timeout,
 			PoolTimeout:     o.Timeout,
+			PoolSize:        poolSize,
 			MaxRetries:      1,
 			DialerRetries:   1,
 			DisableIdentity: true,
@@ -98,6 +100,13 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	}
 	return &Redis{c: c, prefix: o.Prefix}, nil
 }
+
+// poolSize is the connections kept to Redis. go-redis's default (ten per
+// core) makes the requests of a busy client queue for a connection: a
+// challenge flow makes about ten round trips, and a NAS keeps up to
+// max_in_flight_per_client requests in flight. Redis serves many
+// connections at no cost to itself.
+const poolSize = 128
 
 // Ping reports whether Redis answers, and as the primary: a replica
 // would refuse every write.
