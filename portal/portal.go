@@ -72,6 +72,10 @@ type Options struct {
 	// replay guard of the server (factors/otp's TOTP).
 	Codes factors.Factor
 	Audit *audit.Log // nil: no records
+	// Key derives the form tokens of browsers not signed in (nothing is
+	// stored for them): the same at every instance, so derive it from
+	// store.key. Nil: a random key of this process.
+	Key []byte
 	// Metrics registers the portal's metrics; nil: not registered.
 	Metrics prometheus.Registerer
 	Log     *slog.Logger
@@ -88,6 +92,7 @@ type Portal struct {
 	handler http.Handler
 	// reports counts "This wasn't me": the security team alerts on it.
 	reports prometheus.Counter
+	key     []byte // Options.Key
 }
 
 // Limits.
@@ -116,7 +121,10 @@ func New(o Options) (*Portal, error) {
 	if o.Config.SessionTimeout <= 0 {
 		o.Config.SessionTimeout = 15 * time.Minute
 	}
-	p := &Portal{o: o, origin: u.Scheme + "://" + u.Host, secure: u.Scheme == "https"}
+	p := &Portal{o: o, origin: u.Scheme + "://" + u.Host, secure: u.Scheme == "https", key: o.Key}
+	if len(p.key) == 0 {
+		p.key = []byte(random(32))
+	}
 	p.cookie = "mfabridge-session"
 	if p.secure {
 		// __Host-: sent only over HTTPS, only to this host, for path /.

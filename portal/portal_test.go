@@ -76,6 +76,7 @@ type fixture struct {
 	nowMu  sync.Mutex
 	audits *bytes.Buffer
 	auMu   *sync.Mutex
+	mem    *state.Memory
 }
 
 func (f *fixture) clock() time.Time {
@@ -107,6 +108,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	f.store = st
 	mem := state.NewMemory(state.MemoryOptions{Sweep: -1, Now: f.clock})
 	t.Cleanup(func() { mem.Close() })
+	f.mem = mem
 	f.conv = &fakeConversation{password: map[string]string{"alice": "alice-pw", "newbie": "newbie-pw"},
 		enrolled: map[string]bool{"alice": true}, states: map[string]string{}}
 	pc := config.Default().Portal
@@ -730,5 +732,26 @@ func TestEveryTextIsWritten(t *testing.T) {
 		if f.Kind() == reflect.String && f.String() == "" || f.Kind() == reflect.Func && f.IsNil() {
 			t.Errorf("text.%s is empty", v.Type().Field(i).Name)
 		}
+	}
+}
+
+// A browser that only looks at the sign-in page stores nothing: a flood
+// of visits cannot fill the state store; its form token still works.
+func TestVisitsStoreNothing(t *testing.T) {
+	f := newFixture(t, fixtureOptions{})
+	before := f.mem.Len()
+	for range 200 {
+		b := f.browser()
+		if code, _, _ := b.get("/signin"); code != 200 {
+			t.Fatal(code)
+		}
+	}
+	if n := f.mem.Len() - before; n != 0 {
+		t.Fatalf("200 visits stored %d entries", n)
+	}
+	b := f.browser()
+	b.signIn("alice", "alice-pw")
+	if code, _, _ := b.get("/"); code != 200 {
+		t.Fatal("signing in with the token of a session stored nowhere")
 	}
 }

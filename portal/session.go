@@ -1,6 +1,7 @@
 package portal
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -65,7 +66,9 @@ func random(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// load returns the request's session, or a new anonymous one.
+// load returns the request's session, or an anonymous one: a browser
+// that is not signing in has nothing stored (a flood of visits stores
+// nothing), only its cookie, whose form token is derived from it.
 func (p *Portal) load(r *http.Request) (*session, error) {
 	if c, err := r.Cookie(p.cookie); err == nil && len(c.Value) == 22 {
 		b, ok, err := p.o.State.Get(r.Context(), sessionKey(c.Value))
@@ -77,14 +80,33 @@ func (p *Portal) load(r *http.Request) (*session, error) {
 			s.id = c.Value
 			return &s, nil
 		}
+		return p.anonymous(c.Value), nil
 	}
-	return &session{CSRF: random(32), Created: p.o.Now(), id: random(16)}, nil
+	return p.anonymous(random(16)), nil
 }
 
-// save stores s (under a new id when it rotates) and sets the cookie.
+// anonymous is a session with nothing in it yet, under id.
+func (p *Portal) anonymous(id string) *session {
+	return &session{CSRF: p.anonymousToken(id), Created: p.o.Now(), id: id}
+}
+
+// anonymousToken is the form token of an anonymous session: a MAC of its
+// id under the portal's key, so that it needs no storing and is the same
+// at every instance.
+func (p *Portal) anonymousToken(id string) string {
+	mac := hmac.New(sha256.New, p.key)
+	mac.Write([]byte("mfabridge portal form token\x00" + id))
+	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+// save stores s (under a new id when it rotates) and sets the cookie. An
+// anonymous session with nothing to say is not stored.
 func (p *Portal) save(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx := r.Context()
-	if s.ended || s.rotate {
+	bare := s.Stage == stageAnonymous && s.Notice == "" && len(s.Codes) == 0
+	if s.ended || s.rotate || bare {
+		// Deleting a key that is not there costs nothing and stores
+		// nothing.
 		if err := p.o.State.Delete(ctx, sessionKey(s.id)); err != nil {
 			return err
 		}
@@ -95,20 +117,33 @@ func (p *Portal) save(w http.ResponseWriter, r *http.Request, s *session) error 
 		return nil
 	}
 	if s.rotate {
-		s.id, s.CSRF, s.rotate = random(16), random(32), false
+		s.id, s.rotate = random(16), false
+		s.CSRF = random(32)
+		if s.Stage == stageAnonymous {
+			s.CSRF = p.anonymousToken(s.id)
+		}
 	}
-	b, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	ttl := min(p.o.Config.SessionTimeout, absoluteSession-p.o.Now().Sub(s.Created))
-	if err := p.o.State.Set(ctx, sessionKey(s.id), b, ttl); err != nil {
-		return err
+	if !bare {
+		b, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		ttl := min(p.o.Config.SessionTimeout, absoluteSession-p.o.Now().Sub(s.Created))
+		if s.Stage == stageAnonymous {
+			ttl = min(ttl, anonymousNotice)
+		}
+		if err := p.o.State.Set(ctx, sessionKey(s.id), b, ttl); err != nil {
+			return err
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: p.cookie, Value: s.id, Path: "/", HttpOnly: true, Secure: p.secure,
 		SameSite: http.SameSiteStrictMode})
 	return nil
 }
+
+// anonymousNotice is how long a notice to a browser that is not signed
+// in waits for the page that shows it.
+const anonymousNotice = time.Minute
 
 // page wraps a GET handler: the session is loaded (or begun) and saved
 // after, so that its idle timeout starts again.

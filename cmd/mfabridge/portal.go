@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mfabridge/mfabridge/config"
 	"github.com/mfabridge/mfabridge/factors/otp"
 	"github.com/mfabridge/mfabridge/portal"
 	"github.com/mfabridge/mfabridge/radius"
@@ -35,7 +37,13 @@ func (d *daemon) listenPortal() error {
 	if d.be.store == nil {
 		return errors.New("portal.listen: the portal needs the enrolment store (store.key)")
 	}
+	storeKey, err := config.DecodeKey(d.cfg.Store.Key.Value())
+	if err != nil {
+		return fmt.Errorf("store.key: %w", err)
+	}
+	key := sha256.Sum256(append([]byte("mfabridge portal\x00"), storeKey...))
 	p, err := portal.New(portal.Options{
+		Key:          key[:],
 		Config:       pc,
 		Policy:       d.cfg.Policies[pc.Policy],
 		TOTP:         d.cfg.Factors.TOTP,
