@@ -33,6 +33,17 @@ type methodView struct {
 	Default  bool
 }
 
+// signedIn wraps a form only a signed-in user may post; anyone else is
+// sent to sign in.
+func signedIn(h func(w http.ResponseWriter, r *http.Request, s *session) string) func(http.ResponseWriter, *http.Request, *session) string {
+	return func(w http.ResponseWriter, r *http.Request, s *session) string {
+		if !s.signedIn() {
+			return "/signin"
+		}
+		return h(w, r, s)
+	}
+}
+
 // account wraps a page of a signed-in user, who is handed their
 // enrolment; anyone else is sent to sign in.
 func (p *Portal) account(h func(w http.ResponseWriter, r *http.Request, s *session, enr *factors.Enrolment)) func(http.ResponseWriter, *http.Request, *session) {
@@ -158,9 +169,6 @@ func spaced(s string) string {
 // from the app confirms it (as enrol totp does). A user who holds an
 // active one removes it first.
 func (p *Portal) totpStart(w http.ResponseWriter, r *http.Request, s *session) string {
-	if !s.signedIn() {
-		return "/signin"
-	}
 	ctx := r.Context()
 	enr, err := p.o.Enrolments.Enrolment(ctx, s.User)
 	if err != nil {
@@ -191,9 +199,6 @@ func (p *Portal) totpStart(w http.ResponseWriter, r *http.Request, s *session) s
 // totpConfirm activates the pending secret when a code from the app
 // matches it; the code is then spent (the replay guard), as at a login.
 func (p *Portal) totpConfirm(w http.ResponseWriter, r *http.Request, s *session) string {
-	if !s.signedIn() {
-		return "/signin"
-	}
 	ctx := r.Context()
 	if !p.allow(r, "confirm:"+s.User, signinsPerUser) {
 		s.say(text.rateLimited)
@@ -228,9 +233,6 @@ func held(enr *factors.Enrolment, m factors.Method) bool {
 }
 
 func (p *Portal) setDefault(w http.ResponseWriter, r *http.Request, s *session) string {
-	if !s.signedIn() {
-		return "/signin"
-	}
 	ctx := r.Context()
 	m := factors.Method(r.PostForm.Get("method"))
 	enr, err := p.o.Enrolments.Enrolment(ctx, s.User)
@@ -256,9 +258,6 @@ func (p *Portal) noneAllowed() bool {
 }
 
 func (p *Portal) remove(w http.ResponseWriter, r *http.Request, s *session) string {
-	if !s.signedIn() {
-		return "/signin"
-	}
 	ctx := r.Context()
 	m := factors.Method(r.PostForm.Get("method"))
 	if p.o.Now().Sub(s.Factor) > freshFactor {
@@ -304,9 +303,6 @@ func (p *Portal) failed(s *session, err error, next string) string {
 // like removing a method, it needs a second factor from the last five
 // minutes. The codes are shown once, on the next page.
 func (p *Portal) recoveryNew(w http.ResponseWriter, r *http.Request, s *session) string {
-	if !s.signedIn() {
-		return "/signin"
-	}
 	if p.o.Now().Sub(s.Factor) > freshFactor {
 		s.say(text.signInAgainForCodes)
 		s.ended = true
@@ -338,9 +334,6 @@ func (p *Portal) recoveryShow(w http.ResponseWriter, r *http.Request, s *session
 // record and a metric. The session ends: whoever holds the password
 // could be the one using it.
 func (p *Portal) report(w http.ResponseWriter, r *http.Request, s *session) string {
-	if !s.signedIn() {
-		return "/signin"
-	}
 	if err := p.o.Enrolments.Report(r.Context(), s.User); err != nil {
 		return p.failed(s, err, "/")
 	}
@@ -359,9 +352,6 @@ func (p *Portal) report(w http.ResponseWriter, r *http.Request, s *session) stri
 // one refusal (which of the two is not said). Guesses are rate-limited
 // per user.
 func (p *Portal) hotpClaim(w http.ResponseWriter, r *http.Request, s *session) string {
-	if !s.signedIn() {
-		return "/signin"
-	}
 	if !p.allow(r, "token:"+s.User, signinsPerUser) {
 		p.record(r, s.User, audit.Reject, audit.ReasonPortalRateLimit, factors.HOTP)
 		s.say(text.rateLimited)
