@@ -3,7 +3,6 @@ package radius
 import (
 	"context"
 	"net/netip"
-	"time"
 
 	"layeh.com/radius"
 
@@ -102,6 +101,3 @@ func loginIfOther(login, user string) string {
 	}
 	return login
 }
-
-// WebTimeout is how long a portal challenge lives: as a RADIUS one.
-func (c *Conversation) WebTimeout() time.Duration { return c.timeout }

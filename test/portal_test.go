@@ -175,6 +175,9 @@ func TestPortalInviteEnrolAndLogInThroughRADIUS(t *testing.T) {
 		t.Fatalf("user invite: %d %s %s", code, out, stderr)
 	}
 	invite := m[1]
+	if out, _, _ := mfabridge(t, pb.env(), "user", "show", "--config", pb.ConfigFile, "--user", u.UID); !strings.Contains(out, "enrolment code for the portal is pending") {
+		t.Errorf("user show after the invite:\n%s", out)
+	}
 
 	p := pb.browser(t)
 	p.signIn(u.UID, u.Password)
@@ -473,6 +476,9 @@ func TestPortalThisWasntMe(t *testing.T) {
 	q := pb.browser(t)
 	q.signIn(u.UID, u.Password)
 	q.mustBeAt("signin")
+	if out, _, _ := mfabridge(t, pb.env(), "user", "show", "--config", pb.ConfigFile, "--user", u.UID); !strings.Contains(out, "blocked: the user reported") {
+		t.Errorf("user show after the report:\n%s", out)
+	}
 	if out, stderr, code := mfabridge(t, pb.env(), "user", "reset", "--config", pb.ConfigFile, "--user", u.UID); code != 0 {
 		t.Fatalf("user reset: %s %s", out, stderr)
 	}

@@ -111,10 +111,21 @@ func showUser(ctx context.Context, st *store.Store, user string, stdout io.Write
 	if err != nil {
 		return err
 	}
-	if len(e.Credentials) == 0 && e.Default == "" {
+	until, invited, err := st.InviteExpiry(ctx, user)
+	if err != nil {
+		return err
+	}
+	if len(e.Credentials) == 0 && e.Default == "" && !invited {
 		return fmt.Errorf("%s has nothing enrolled", user)
 	}
 	fmt.Fprintf(stdout, "user %s\n", user)
+	if invited {
+		fmt.Fprintf(stdout, "  an enrolment code for the portal is pending until %s\n", until.UTC().Format("2006-01-02 15:04 MST"))
+	}
+	if !e.Reported.IsZero() {
+		fmt.Fprintf(stdout, "  blocked: the user reported a sign-in that was not theirs at %s; user reset lifts it\n",
+			e.Reported.UTC().Format("2006-01-02 15:04 MST"))
+	}
 	if e.Default != "" {
 		fmt.Fprintf(stdout, "  default method: %s (its number comes from the directory)\n", e.Default)
 	}
