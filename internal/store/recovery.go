@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"errors"
 
 	"github.com/mfabridge/mfabridge/factors"
 )
@@ -13,7 +12,7 @@ import (
 // two logins racing with one code, one wins. It reports whether the code
 // was there.
 func (s *Store) UseRecoveryCode(ctx context.Context, user string, hash []byte) (bool, error) {
-	err := s.change(ctx, user, factors.Recovery, func(c *factors.Credential) bool {
+	return s.changeIf(ctx, user, factors.Recovery, func(c *factors.Credential) bool {
 		for i := 0; i+len(hash) <= len(c.Secret); i += len(hash) {
 			if bytes.Equal(c.Secret[i:i+len(hash)], hash) {
 				c.Secret = append(c.Secret[:i:i], c.Secret[i+len(hash):]...)
@@ -22,11 +21,4 @@ func (s *Store) UseRecoveryCode(ctx context.Context, user string, hash []byte) (
 		}
 		return false
 	})
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, errUnchanged), errors.Is(err, ErrNotFound):
-		return false, nil
-	}
-	return false, err
 }

@@ -753,13 +753,20 @@ func (s *Store) ResetLockout(ctx context.Context, user string) error {
 // with the new counter, so that the counter cannot be set back in the
 // file to replay an old code.
 func (s *Store) AdvanceCounter(ctx context.Context, user string, from, to uint64) (bool, error) {
-	err := s.change(ctx, user, factors.HOTP, func(c *factors.Credential) bool {
+	return s.changeIf(ctx, user, factors.HOTP, func(c *factors.Credential) bool {
 		if c.Counter != from {
 			return false
 		}
 		c.Counter = to
 		return true
 	})
+}
+
+// changeIf is change for a compare-and-set: it reports whether f found
+// what it looked for and the change was written; a user without the
+// credential is no error, only no change.
+func (s *Store) changeIf(ctx context.Context, user string, m factors.Method, f func(*factors.Credential) bool) (bool, error) {
+	err := s.change(ctx, user, m, f)
 	switch {
 	case err == nil:
 		return true, nil
